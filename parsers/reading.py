@@ -1,0 +1,34 @@
+"""The value that crosses from parsing into detection: one meter reading.
+
+Frozen and slotted: it is created once per message on the MQTT network
+thread and handed to the bridge worker, so it must be cheap and immutable.
+"""
+
+from dataclasses import dataclass
+
+# Where ``Reading.ts`` came from (see DESIGN.md, "Time is device time").
+TS_DEVICE = "device"  # the frame's own synced ``params.ts``
+TS_OFFSET = "offset"  # receive time moved onto the device clock (learned offset)
+TS_RECEIVED = "received"  # receive time (no synced device clock known)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One measurement (or online/offline notice) of one meter.
+
+    ``power_w`` is ``None`` when the frame carries no power (an online notice,
+    an energy-only frame before any power was known, a meter error).
+    ``energy_wh`` is the meter's cumulative counter in Wh, when it sends one.
+    """
+
+    ts: float
+    received_at: float
+    power_w: float | None = None
+    energy_wh: float | None = None
+    voltage_v: float | None = None
+    current_a: float | None = None
+    online: bool | None = None
+    meter_errors: tuple = ()
+    device_key: str = ""
+    ts_source: str = TS_RECEIVED
+    source: str = ""
