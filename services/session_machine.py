@@ -1,0 +1,476 @@
+"""The pure per-device session state machine (implementation).
+
+Standard library only.  The semantics, and the choices made where DESIGN.md
+is silent, are documented in ``services/session_detector.py``, the public
+module that re-exports everything here.
+"""
+
+import enum
+import math
+from dataclasses import dataclass, fields
+
+__all__ = [
+    "MANUAL",
+    "OFFLINE",
+    "POWER_DROP",
+    "TIMEOUT",
+    "DetectorConfig",
+    "SessionClosed",
+    "SessionOpened",
+    "SessionStateMachine",
+    "SessionSummary",
+    "State",
+    "StateChanged",
+]
+
+POWER_DROP = "power_drop"
+TIMEOUT = "timeout"
+OFFLINE = "offline"
+MANUAL = "manual"
+
+SNAPSHOT_VERSION = 1
+_INF = math.inf
+_NINF = -math.inf
+
+
+class State(str, enum.Enum):
+    """Machine state; a ``str`` so it can be written to a selection field as is."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    STANDBY = "standby"
+    WORKING = "working"
+    STOPPING = "stopping"
+
+    def __str__(self):
+        return self.value
+
+
+_IDLE = State.IDLE
+_STARTING = State.STARTING
+_STANDBY = State.STANDBY
+_WORKING = State.WORKING
+_STOPPING = State.STOPPING
+
+
+def _finite(value):
+    """True for a finite int/float that is not a bool (bools are config typos)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Per-device detector parameters, validated once so the hot path need not."""
+
+    standby_threshold_w: float = 20.0
+    working_threshold_w: float = 100.0
+    start_debounce_s: float = 3.0
+    stop_debounce_s: float = 15.0
+    message_timeout_s: float = 20.0
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _finite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+            object.__setattr__(self, f.name, float(value))
+        if self.standby_threshold_w <= 0:
+            raise ValueError(
+                f"standby_threshold_w must be > 0, got {self.standby_threshold_w!r}"
+            )
+        if self.standby_threshold_w > self.working_threshold_w:
+            raise ValueError(
+                f"standby_threshold_w ({self.standby_threshold_w!r}) must be <= "
+                f"working_threshold_w ({self.working_threshold_w!r})"
+            )
+        for name in ("start_debounce_s", "stop_debounce_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.message_timeout_s <= 0:
+            raise ValueError(
+                f"message_timeout_s must be > 0, got {self.message_timeout_s!r}"
+            )
+
+    @classmethod
+    def from_mapping(cls, data):
+        """Build from a dict (e.g. device field values); unknown keys are ignored
+        and missing or None values take the defaults."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names and v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One session; ``end_time``/``end_reason`` are None while it is open."""
+
+    start_time: float
+    end_time: float | None
+    standby_duration_s: float
+    working_duration_s: float
+    energy_wh: float
+    end_reason: str | None
+
+    @property
+    def total_duration_s(self):
+        return self.standby_duration_s + self.working_duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    start_time: float
+    state: State
+    manual: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    ts: float
+    old: State
+    new: State
+    power_w: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    summary: SessionSummary
+
+
+# Internal time fields kept at +-inf for cheap comparisons, None in snapshots.
+_INF_FIELDS = ("_last_ts", "_last_act", "_now", "_floor")
+_SNAP_FIELDS = _INF_FIELDS + (
+    "_power",
+    "_e_held",
+    "_start",
+    "_t_stop",
+    "_wk_s",
+    "_wk_from",
+    "_int_ws",
+    "_int_t",
+    "_e_start",
+    "_e_bad",
+    "_stop_energy",
+)
+
+
+class SessionStateMachine:
+    """The state machine of one device.  Every input returns the events it caused.
+
+    Session bookkeeping: working time is summed per working segment
+    (``_wk_s`` plus the open segment from ``_wk_from``) and standby time is
+    ``end - start - working``, so the duration invariant holds exactly however
+    many readings a session has; energy is the meter counter difference or the
+    power integral ``_int_ws`` (W*s, accounted up to ``_int_t``).
+    """
+
+    __slots__ = (
+        "_cfg",
+        "_sb_th",
+        "_wk_th",
+        "_start_db",
+        "_stop_db",
+        "_timeout",
+        "_state",
+        "_next_dl",
+    ) + _SNAP_FIELDS
+
+    def __init__(self, config):
+        self.reconfigure(config)
+        self._state = _IDLE
+        self._power = self._e_held = self._wk_from = self._e_start = None
+        self._last_ts = self._last_act = self._now = self._floor = _NINF
+        self._start = self._t_stop = self._int_t = 0.0
+        self._wk_s = self._int_ws = self._stop_energy = 0.0
+        self._e_bad = False
+        self._next_dl = _INF
+
+    # -- public inputs -----------------------------------------------------
+
+    def feed(self, ts, power_w, energy_wh=None):
+        """Process one reading; stale or duplicate readings change nothing."""
+        try:
+            ok = _NINF < ts < _INF and _NINF < power_w < _INF
+        except TypeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"reading needs finite ts and power_w: {ts!r}, {power_w!r}"
+            )
+        if ts <= self._last_ts or ts < self._floor:
+            return []
+        ev = []
+        if ts >= self._next_dl:
+            self._advance(ts, ev)
+        st = self._state
+        if energy_wh is not None:
+            if not _NINF < energy_wh < _INF:
+                raise ValueError(f"energy_wh must be finite, got {energy_wh!r}")
+            if st is not _IDLE:
+                if self._e_start is None:
+                    self._e_start = energy_wh
+                elif energy_wh < self._e_held:
+                    self._e_bad = True
+            self._e_held = energy_wh
+        if st is _IDLE:
+            self._power = power_w
+            if power_w >= self._sb_th:
+                self._begin(ts, power_w >= self._wk_th)
+                self._state = _STARTING
+                ev.append(StateChanged(ts, _IDLE, _STARTING, power_w))
+        else:
+            held = self._power
+            if held is not None:
+                self._int_ws += held * (ts - self._int_t)
+            self._int_t = ts
+            self._power = power_w
+            if power_w < self._sb_th:
+                if st is _STARTING:
+                    self._state = _IDLE
+                    ev.append(StateChanged(ts, st, _IDLE, power_w))
+                elif st is not _STOPPING:
+                    if self._wk_from is not None:
+                        self._wk_s += ts - self._wk_from
+                        self._wk_from = None
+                    self._t_stop = ts
+                    self._stop_energy = self._energy_at(ts)
+                    self._state = _STOPPING
+                    ev.append(StateChanged(ts, st, _STOPPING, power_w))
+            elif power_w >= self._wk_th:
+                if self._wk_from is None:
+                    self._wk_from = ts
+                if st is _STANDBY or st is _STOPPING:
+                    self._state = _WORKING
+                    ev.append(StateChanged(ts, st, _WORKING, power_w))
+            else:
+                if self._wk_from is not None:
+                    self._wk_s += ts - self._wk_from
+                    self._wk_from = None
+                if st is _WORKING or st is _STOPPING:
+                    self._state = _STANDBY
+                    ev.append(StateChanged(ts, st, _STANDBY, power_w))
+        self._last_ts = self._last_act = self._floor = ts
+        if ts > self._now:  # noqa: PLR1730 (hot path: max() costs a call)
+            self._now = ts
+        self._set_deadline()
+        if self._next_dl <= self._now:
+            self._advance(self._now, ev)
+        return ev
+
+    def tick(self, now):
+        """Apply the deadlines due by ``now`` (a runtime watchdog calls this)."""
+        if not _NINF < now < _INF:
+            raise ValueError(f"tick needs a finite time, got {now!r}")
+        if now < self._now:
+            return []
+        ev = []
+        if self._next_dl <= now:
+            self._advance(now, ev)
+        self._now = now
+        return ev
+
+    def offline(self, ts):
+        """The meter's Last Will: close an open session, forget the power."""
+        t, ev = self._input(ts)
+        st = self._state
+        if st is _STARTING:
+            self._state = _IDLE
+            ev.append(StateChanged(t, st, _IDLE, None))
+        elif st is not _IDLE:
+            self._close(t, OFFLINE, t, None, ev)
+        self._power = None
+        self._floor = t
+        self._set_deadline()
+        return ev
+
+    def manual_start(self, ts):
+        """Open a session at once (no-op if one is open); counts as activity."""
+        t, ev = self._input(ts)
+        st = self._state
+        if st is _IDLE:
+            held = self._power
+            self._begin(t, held is not None and held >= self._wk_th)
+        elif st is not _STARTING:
+            return ev
+        new = _WORKING if self._wk_from is not None else _STANDBY
+        self._state = new
+        self._last_act = self._floor = t
+        ev.append(StateChanged(t, st, new, self._power))
+        ev.append(SessionOpened(self._start, new, True))
+        self._set_deadline()
+        return ev
+
+    def manual_stop(self, ts):
+        """Close an open session now with reason ``manual`` (no-op without one)."""
+        t, ev = self._input(ts)
+        if self._state is not _IDLE and self._state is not _STARTING:
+            self._close(t, MANUAL, t, self._power, ev)
+            self._floor = t
+            self._set_deadline()
+        return ev
+
+    def reconfigure(self, config):
+        """Swap thresholds on a running machine (see the module docstring)."""
+        if not isinstance(config, DetectorConfig):
+            raise TypeError(f"config must be a DetectorConfig, got {config!r}")
+        self._cfg = config
+        self._sb_th = config.standby_threshold_w
+        self._wk_th = config.working_threshold_w
+        self._start_db = config.start_debounce_s
+        self._stop_db = config.stop_debounce_s
+        self._timeout = config.message_timeout_s
+        if hasattr(self, "_state"):
+            self._set_deadline()
+
+    # -- public views ------------------------------------------------------
+
+    @property
+    def config(self):
+        return self._cfg
+
+    @property
+    def state(self):
+        return self._state
+
+    @property
+    def power_w(self):
+        """The held power, None when unknown (never seen, timed out, offline)."""
+        return self._power
+
+    @property
+    def last_ts(self):
+        return None if self._last_ts == _NINF else self._last_ts
+
+    @property
+    def session(self):
+        """The open session up to the processed time, or None."""
+        st = self._state
+        if st is _IDLE or st is _STARTING:
+            return None
+        if st is _STOPPING:
+            end, wk, energy = self._t_stop, self._wk_s, self._stop_energy
+        else:
+            end = self._now
+            wk = self._working_at(end)
+            energy = self._energy_at(end)
+        total = end - self._start
+        wk = min(max(wk, 0.0), total)
+        return SessionSummary(self._start, None, total - wk, wk, energy, None)
+
+    def next_deadline(self):
+        """When the next tick could change something (None: nothing pending)."""
+        return None if self._next_dl == _INF else self._next_dl
+
+    def snapshot(self):
+        """JSON-safe primitives from which ``restore`` rebuilds this machine."""
+        snap = {"version": SNAPSHOT_VERSION, "state": self._state.value}
+        for name in _SNAP_FIELDS:
+            value = getattr(self, name)
+            if name in _INF_FIELDS and value == _NINF:
+                value = None
+            snap[name[1:]] = value
+        return snap
+
+    @classmethod
+    def restore(cls, config, snapshot):
+        """Rebuild a machine from ``snapshot()`` output (after a JSON round trip)."""
+        version = snapshot.get("version")
+        if version != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported session snapshot version {version!r}")
+        machine = cls(config)
+        try:
+            machine._state = State(snapshot["state"])
+            for name in _SNAP_FIELDS:
+                value = snapshot[name[1:]]
+                if name in _INF_FIELDS and value is None:
+                    value = _NINF
+                setattr(machine, name, value)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"invalid session snapshot: {exc}") from exc
+        machine._set_deadline()
+        return machine
+
+    # -- internals ---------------------------------------------------------
+
+    def _input(self, ts):
+        """Validate a non-reading input time, apply due deadlines, clamp to now."""
+        if not _NINF < ts < _INF:
+            raise ValueError(f"input needs a finite time, got {ts!r}")
+        t = max(self._now, ts)
+        ev = []
+        if self._next_dl <= t:
+            self._advance(t, ev)
+        self._now = t
+        return t, ev
+
+    def _begin(self, t, working):
+        """Reset the per-session accumulators at a (pending) session start."""
+        self._start = self._int_t = t
+        self._e_bad = False
+        self._wk_s = self._int_ws = 0.0
+        self._wk_from = t if working else None
+        self._e_start = self._e_held
+
+    def _working_at(self, t):
+        wk_from = self._wk_from
+        return self._wk_s if wk_from is None else self._wk_s + (t - wk_from)
+
+    def _energy_at(self, t):
+        """Counter difference when trustworthy, else the power integral up to t."""
+        if self._e_start is not None and not self._e_bad:
+            return self._e_held - self._e_start
+        held = self._power
+        tail = 0.0 if held is None else held * (t - self._int_t)
+        return (self._int_ws + tail) / 3600.0
+
+    def _set_deadline(self):
+        st = self._state
+        if st is _IDLE:
+            self._next_dl = _INF
+            return
+        dl = self._last_act + self._timeout
+        if st is _STARTING:
+            dl = min(dl, self._start + self._start_db)
+        elif st is _STOPPING:
+            dl = min(dl, self._t_stop + self._stop_db)
+        self._next_dl = dl
+
+    def _advance(self, t, ev):
+        """Fire every deadline <= t, earliest first (debounce before timeout)."""
+        while self._next_dl <= t:
+            st = self._state
+            timeout_dl = self._last_act + self._timeout
+            te = max(self._next_dl, self._floor)
+            if st is _STARTING and self._start + self._start_db <= timeout_dl:
+                new = _WORKING if self._wk_from is not None else _STANDBY
+                self._state = new
+                ev.append(StateChanged(te, st, new, self._power))
+                ev.append(SessionOpened(self._start, new, False))
+            elif st is _STOPPING and self._t_stop + self._stop_db <= timeout_dl:
+                self._close(self._t_stop, POWER_DROP, te, self._power, ev)
+            elif st is _STARTING:
+                self._state = _IDLE
+                self._power = None
+                ev.append(StateChanged(te, st, _IDLE, None))
+            else:
+                self._close(self._last_act, TIMEOUT, te, None, ev)
+                self._power = None
+            self._floor = te
+            self._set_deadline()
+
+    def _close(self, end, reason, te, power_after, ev):
+        """Close the open session at ``end`` (``t_stop`` when stopping)."""
+        st = self._state
+        if st is _STOPPING:
+            end, wk, energy = self._t_stop, self._wk_s, self._stop_energy
+        else:
+            wk, energy = self._working_at(end), self._energy_at(end)
+        total = end - self._start
+        wk = min(max(wk, 0.0), total)
+        summary = SessionSummary(self._start, end, total - wk, wk, energy, reason)
+        self._state = _IDLE
+        ev.append(StateChanged(te, st, _IDLE, power_after))
+        ev.append(SessionClosed(summary))
+
