@@ -1,0 +1,367 @@
+"""Scenario table for the session state machine: one named row per transition/edge.
+
+Each row is a program of inputs; the expected state trace (every
+``StateChanged`` as ``(ts, new_state)``), the closed sessions, the open
+session and the final state are all checked, and then every row is rerun
+with a snapshot -> JSON -> restore at every point.
+"""
+
+import json
+
+import pytest
+
+from services.session_detector import (
+    DetectorConfig,
+    SessionClosed,
+    SessionStateMachine,
+    StateChanged,
+)
+
+
+def F(ts, power, energy=None):
+    return ("feed", ts, power, energy)
+
+
+def T(now):
+    return ("tick", now)
+
+
+def OFF(ts):
+    return ("offline", ts)
+
+
+def START(ts):
+    return ("manual_start", ts)
+
+
+def STOP(ts):
+    return ("manual_stop", ts)
+
+
+def apply(machine, op):
+    if op[0] == "feed":
+        return machine.feed(op[1], op[2], op[3])
+    return getattr(machine, op[0])(op[1])
+
+
+def run(ops, machine):
+    return [event for op in ops for event in apply(machine, op)]
+
+
+def case(name, ops, trace, closed=(), open_=None, state="idle", cfg=None):
+    """closed: (start, end, standby_s, working_s, reason[, energy_wh]);
+    open_: (start, standby_s, working_s)."""
+    return pytest.param(ops, trace, list(closed), open_, state, cfg or {}, id=name)
+
+
+S, W, I, P, X = "starting", "working", "idle", "stopping", "standby"
+
+CASES = [
+    case(
+        "start_reading_at_exact_debounce_boundary_opens_then_stops",
+        [F(100, 50), F(103, 5), T(118)],
+        [(100, S), (103, X), (103, P), (118, I)],
+        [(100, 103, 3, 0, "power_drop")],
+    ),
+    case(
+        "start_drop_just_before_boundary_no_session",
+        [F(100, 50), F(102.999, 5), T(200)],
+        [(100, S), (102.999, I)],
+    ),
+    case(
+        "start_opens_on_tick_at_deadline",
+        [F(100, 150), T(102.999), T(103)],
+        [(100, S), (103, W)],
+        open_=(100, 0, 3),
+        state=W,
+    ),
+    case(
+        "flicker_while_starting_restarts_debounce",
+        [F(0, 50), F(1, 0), F(2, 60), F(3, 0), F(4, 70), T(6.9), T(7)],
+        [(0, S), (1, I), (2, S), (3, I), (4, S), (7, X)],
+        open_=(4, 3, 0),
+        state=X,
+    ),
+    case(
+        "short_dip_continues_gap_counts_as_standby",
+        [F(0, 150), T(3), F(10, 5), F(20, 150), F(30, 0), T(45)],
+        [(0, S), (3, W), (10, P), (20, W), (30, P), (45, I)],
+        [(0, 30, 10, 20, "power_drop")],
+    ),
+    case(
+        "long_dip_closes_at_t_stop",
+        [F(0, 150), F(10, 0), F(12, 3), T(24.999), T(25)],
+        [(0, S), (3, W), (10, P), (25, I)],
+        [(0, 10, 0, 10, "power_drop")],
+    ),
+    case(
+        "high_reading_at_exact_stop_boundary_closes_then_starts",
+        [F(0, 150), F(10, 0), F(25, 150)],
+        [(0, S), (3, W), (10, P), (25, I), (25, S)],
+        [(0, 10, 0, 10, "power_drop")],
+        state=S,
+    ),
+    case(
+        "high_reading_just_before_stop_boundary_continues",
+        [F(0, 150), F(10, 0), F(24.999, 150), F(30, 0), T(45)],
+        [(0, S), (3, W), (10, P), (24.999, W), (30, P), (45, I)],
+        [(0, 30, 14.999, 15.001, "power_drop")],
+    ),
+    case(
+        "sparse_reports_steady_load_stays_open",
+        [F(0, 500), T(5), T(10), T(19.999)],
+        [(0, S), (3, W)],
+        open_=(0, 0, 19.999),
+        state=W,
+    ),
+    case(
+        "silence_times_out_at_last_reading",
+        [F(0, 500), F(5, 500), T(24.999), T(25)],
+        [(0, S), (3, W), (25, I)],
+        [(0, 5, 0, 5, "timeout")],
+    ),
+    case(
+        "reading_at_exact_timeout_closes_first_then_starts",
+        [F(0, 500), F(20, 500)],
+        [(0, S), (3, W), (20, I), (20, S)],
+        [(0, 0, 0, 0, "timeout")],
+        state=S,
+    ),
+    case(
+        "timeout_while_starting_fires_before_longer_debounce",
+        [F(0, 50), T(25), T(40)],
+        [(0, S), (20, I)],
+        cfg={"start_debounce_s": 30},
+    ),
+    case(
+        "stop_debounce_expires_before_timeout_is_power_drop",
+        [F(0, 150), F(10, 0), T(100)],
+        [(0, S), (3, W), (10, P), (25, I)],
+        [(0, 10, 0, 10, "power_drop")],
+    ),
+    case(
+        "timeout_before_longer_stop_debounce_ends_at_t_stop",
+        [F(0, 150), F(10, 0), T(100)],
+        [(0, S), (3, W), (10, P), (30, I)],
+        [(0, 10, 0, 10, "timeout")],
+        cfg={"stop_debounce_s": 30},
+    ),
+    case(
+        "equal_deadlines_debounce_wins",
+        [F(0, 150), F(10, 0), T(30)],
+        [(0, S), (3, W), (10, P), (30, I)],
+        [(0, 10, 0, 10, "power_drop")],
+        cfg={"stop_debounce_s": 20},
+    ),
+    case(
+        "duplicate_and_stale_readings_ignored",
+        [F(0, 150), F(5, 150), F(5, 0), F(4, 0), F(0, 150), T(10)],
+        [(0, S), (3, W)],
+        open_=(0, 0, 10),
+        state=W,
+    ),
+    case(
+        "reading_older_than_fired_deadline_is_stale",
+        [F(0, 150), F(10, 0), T(25), F(12, 150), F(25, 0)],
+        [(0, S), (3, W), (10, P), (25, I)],
+        [(0, 10, 0, 10, "power_drop")],
+    ),
+    case(
+        "late_reading_after_idle_tick_is_processed",
+        [F(0, 150), T(8), F(6, 0), T(21)],
+        [(0, S), (3, W), (6, P), (21, I)],
+        [(0, 6, 0, 6, "power_drop")],
+    ),
+    case(
+        "power_equal_to_standby_threshold_is_on",
+        [F(0, 20), T(3), F(5, 19.999), T(20)],
+        [(0, S), (3, X), (5, P), (20, I)],
+        [(0, 5, 5, 0, "power_drop")],
+    ),
+    case(
+        "power_equal_to_working_threshold_is_working",
+        [F(0, 100), T(3), F(5, 99.999), F(6, 100), T(8)],
+        [(0, S), (3, W), (5, X), (6, W)],
+        open_=(0, 1, 7),
+        state=W,
+    ),
+    case(
+        "standby_working_switching_exact_durations",
+        [F(0, 50), T(3), F(5, 150), F(7.5, 60), F(10, 100), F(12, 0), T(27)],
+        [(0, S), (3, X), (5, W), (7.5, X), (10, W), (12, P), (27, I)],
+        [(0, 12, 7.5, 4.5, "power_drop")],
+    ),
+    case(
+        "mixed_levels_while_starting_split_by_held_power",
+        [F(0, 50), F(1, 150), F(2, 60), T(3), F(4, 0), T(19)],
+        [(0, S), (3, X), (4, P), (19, I)],
+        [(0, 4, 3, 1, "power_drop")],
+    ),
+    case(
+        "offline_while_running",
+        [F(0, 150), T(5), OFF(8), T(100)],
+        [(0, S), (3, W), (8, I)],
+        [(0, 8, 0, 8, "offline")],
+    ),
+    case(
+        "offline_while_starting_no_session",
+        [F(0, 150), OFF(1), T(10)],
+        [(0, S), (1, I)],
+    ),
+    case(
+        "offline_while_stopping_ends_at_t_stop",
+        [F(0, 150), F(10, 0), OFF(12)],
+        [(0, S), (3, W), (10, P), (12, I)],
+        [(0, 10, 0, 10, "offline")],
+    ),
+    case(
+        "offline_older_than_processed_time_is_applied_now",
+        [F(0, 150), F(10, 150), OFF(7)],
+        [(0, S), (3, W), (10, I)],
+        [(0, 10, 0, 10, "offline")],
+    ),
+    case(
+        "manual_start_from_idle_then_manual_stop",
+        [START(5), F(6, 150), STOP(10)],
+        [(5, X), (6, W), (10, I)],
+        [(5, 10, 1, 4, "manual")],
+    ),
+    case(
+        "manual_start_below_standby_then_drop",
+        [F(0, 5), START(10), F(12, 5), T(27)],
+        [(10, X), (12, P), (27, I)],
+        [(10, 12, 2, 0, "power_drop")],
+    ),
+    case(
+        "manual_start_times_out_at_its_own_time",
+        [F(0, 500), F(1, 5), T(100), START(200), T(220)],
+        [(0, S), (1, I), (200, X), (220, I)],
+        [(200, 200, 0, 0, "timeout")],
+    ),
+    case(
+        "manual_start_during_starting_keeps_t_start",
+        [F(0, 150), START(1), T(10)],
+        [(0, S), (1, W)],
+        open_=(0, 0, 10),
+        state=W,
+    ),
+    case(
+        "manual_start_is_noop_with_open_session",
+        [F(0, 150), T(3), START(4), T(5)],
+        [(0, S), (3, W)],
+        open_=(0, 0, 5),
+        state=W,
+    ),
+    case(
+        "manual_stop_is_noop_without_session",
+        [F(0, 5), STOP(5), F(6, 50), STOP(7)],
+        [(6, S)],
+        state=S,
+    ),
+    case(
+        "manual_stop_while_stopping_ends_at_t_stop",
+        [F(0, 150), F(10, 0), STOP(12)],
+        [(0, S), (3, W), (10, P), (12, I)],
+        [(0, 10, 0, 10, "manual")],
+    ),
+    case(
+        "start_debounce_zero_opens_at_once",
+        [F(0, 50), F(1, 0)],
+        [(0, S), (0, X), (1, P)],
+        open_=(0, 1, 0),
+        state=P,
+        cfg={"start_debounce_s": 0},
+    ),
+    case(
+        "stop_debounce_zero_closes_at_once",
+        [F(0, 150), T(3), F(10, 0), F(11, 150)],
+        [(0, S), (3, W), (10, P), (10, I), (11, S)],
+        [(0, 10, 0, 10, "power_drop")],
+        state=S,
+        cfg={"stop_debounce_s": 0},
+    ),
+    case(
+        "energy_from_counter_held_at_t_stop",
+        [F(0, 150, 1000.0), F(10, 150, 1000.5), F(20, 0, 1001.0), F(22, 0, 1002.0)]
+        + [T(35)],
+        [(0, S), (3, W), (20, P), (35, I)],
+        [(0, 20, 0, 20, "power_drop", 1.0)],
+    ),
+    case(
+        "energy_integral_without_counter",
+        [F(0, 360), F(5, 720), F(10, 0), T(25)],
+        [(0, S), (3, W), (10, P), (25, I)],
+        [(0, 10, 0, 10, "power_drop", 1.5)],
+    ),
+    case(
+        "counter_reset_falls_back_to_integral",
+        [F(0, 360, 500.0), F(10, 360, 2.0), F(20, 0, 3.0), T(35)],
+        [(0, S), (3, W), (20, P), (35, I)],
+        [(0, 20, 0, 20, "power_drop", 2.0)],
+    ),
+    case(
+        "counter_first_seen_inside_session",
+        [F(0, 360), F(10, 360, 7.0), F(20, 0, 8.5), T(35)],
+        [(0, S), (3, W), (20, P), (35, I)],
+        [(0, 20, 0, 20, "power_drop", 1.5)],
+    ),
+    case(
+        "counter_held_from_before_start",
+        [F(0, 0, 40.0), F(5, 360), F(10, 360, 41.0), F(20, 0), T(35)],
+        [(5, S), (8, W), (20, P), (35, I)],
+        [(5, 20, 0, 15, "power_drop", 1.0)],
+    ),
+]
+
+
+def check(machine, events, trace, closed, open_, state):
+    got_trace = [(e.ts, e.new.value) for e in events if type(e) is StateChanged]
+    assert got_trace == [(pytest.approx(ts, abs=1e-9), st) for ts, st in trace]
+    summaries = [e.summary for e in events if type(e) is SessionClosed]
+    assert len(summaries) == len(closed)
+    for got, want in zip(summaries, closed, strict=True):
+        start, end, standby, working, reason = want[:5]
+        assert got.start_time == pytest.approx(start)
+        assert got.end_time == pytest.approx(end)
+        assert got.standby_duration_s == pytest.approx(standby, abs=1e-9)
+        assert got.working_duration_s == pytest.approx(working, abs=1e-9)
+        assert got.end_reason == reason
+        assert got.total_duration_s == pytest.approx(end - start, abs=1e-9)
+        if len(want) > 5:
+            assert got.energy_wh == pytest.approx(want[5], abs=1e-9)
+    if open_ is None:
+        assert machine.session is None
+    else:
+        current = machine.session
+        assert current.end_time is None and current.end_reason is None
+        assert (
+            current.start_time,
+            current.standby_duration_s,
+            current.working_duration_s,
+        ) == pytest.approx(open_, abs=1e-9)
+    assert machine.state.value == state
+
+
+@pytest.mark.parametrize(("ops", "trace", "closed", "open_", "state", "cfg"), CASES)
+def test_scenario(ops, trace, closed, open_, state, cfg):
+    machine = SessionStateMachine(DetectorConfig(**cfg))
+    events = run(ops, machine)
+    check(machine, events, trace, closed, open_, state)
+
+
+@pytest.mark.parametrize(("ops", "trace", "closed", "open_", "state", "cfg"), CASES)
+def test_scenario_survives_json_snapshot_at_every_point(
+    ops, trace, closed, open_, state, cfg
+):
+    config = DetectorConfig(**cfg)
+    reference = SessionStateMachine(config)
+    per_op = [apply(reference, op) for op in ops]
+    for split in range(len(ops) + 1):
+        first = SessionStateMachine(config)
+        head = run(ops[:split], first)
+        snap = json.loads(json.dumps(first.snapshot(), allow_nan=False))
+        second = SessionStateMachine.restore(config, snap)
+        tail = run(ops[split:], second)
+        assert head + tail == [e for events in per_op for e in events]
+        assert second.snapshot() == reference.snapshot()
+        check(second, head + tail, trace, closed, open_, state)
