@@ -1,0 +1,223 @@
+"""MQTT 3.1.1 / 5 topic names, topic filters and a fast topic router.
+
+The bridge routes every incoming message to the device(s) whose filter
+matches; with 1,000 devices that must not be a linear scan, so exact filters
+sit in a dict and wildcard filters in a level trie.
+"""
+
+_MAX_BYTES = 65535
+
+
+def _check_common(text, what):
+    if type(text) is not str:
+        raise ValueError(f"MQTT {what} must be a string, not {type(text).__name__}")
+    if not text:
+        raise ValueError(f"MQTT {what} must not be empty")
+    if "\x00" in text:
+        raise ValueError(f"MQTT {what} must not contain the NUL character")
+    if len(text) > _MAX_BYTES // 4 or not text.isascii():
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise ValueError(f"MQTT {what} is not valid UTF-8") from None
+        if size > _MAX_BYTES:
+            raise ValueError(
+                f"MQTT {what} is {size} bytes long, the maximum is {_MAX_BYTES}"
+            )
+
+
+def validate_filter(topic_filter):
+    """Raise ValueError with a clear reason when the filter is not valid MQTT."""
+    _check_common(topic_filter, "topic filter")
+    levels = topic_filter.split("/")
+    last = len(levels) - 1
+    for index, level in enumerate(levels):
+        if "#" in level:
+            if level != "#":
+                raise ValueError(
+                    f"'#' must occupy a whole level in topic filter {topic_filter!r}"
+                )
+            if index != last:
+                raise ValueError(
+                    f"'#' must be the last level of topic filter {topic_filter!r}"
+                )
+        if "+" in level and level != "+":
+            raise ValueError(
+                f"'+' must occupy a whole level in topic filter {topic_filter!r}"
+            )
+
+
+def validate_topic(topic):
+    """Raise ValueError unless ``topic`` is a valid topic name (no wildcards)."""
+    _check_common(topic, "topic name")
+    if "+" in topic or "#" in topic:
+        raise ValueError(
+            f"MQTT topic name {topic!r} must not contain the wildcards '+' or '#'"
+        )
+
+
+def has_wildcard(topic_filter):
+    return "+" in topic_filter or "#" in topic_filter
+
+
+def topic_matches(topic_filter, topic):
+    """True when ``topic`` matches the (valid) ``topic_filter``."""
+    if "+" not in topic_filter and "#" not in topic_filter:
+        return topic_filter == topic
+    if topic[:1] == "$" and topic_filter[:1] in ("+", "#"):
+        return False
+    flevels = topic_filter.split("/")
+    tlevels = topic.split("/")
+    ntopic = len(tlevels)
+    for index, flevel in enumerate(flevels):
+        if flevel == "#":
+            return True  # also matches the parent level: a/# matches a
+        if index >= ntopic:
+            return False
+        if flevel != "+" and flevel != tlevels[index]:
+            return False
+    return len(flevels) == ntopic
+
+
+class _Node:
+    __slots__ = ("children", "hash", "here", "plus")
+
+    def __init__(self):
+        self.children = {}
+        self.plus = None
+        self.here = {}  # value -> sequence number, filter ends at this node
+        self.hash = {}  # value -> sequence number, filter ends with "/#" here
+
+    def empty(self):
+        return not (self.children or self.plus or self.here or self.hash)
+
+
+class TopicRouter:
+    """Map topic filters to values; ``match`` returns all values for a topic.
+
+    Values must be hashable. Each value appears once per match, in the order
+    it was first added (deterministic regardless of which filters matched).
+    """
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self):
+        self._exact = {}
+        self._root = _Node()
+        self._wild = 0
+        self._count = 0
+        self._seq = 0
+
+    def __len__(self):
+        return self._count
+
+    def add(self, topic_filter, value):
+        """Register ``value`` under ``topic_filter`` (a no-op if already there)."""
+        validate_filter(topic_filter)
+        if not has_wildcard(topic_filter):
+            slot = self._exact.setdefault(topic_filter, {})
+        else:
+            node = self._root
+            levels = topic_filter.split("/")
+            if levels[-1] == "#":
+                levels.pop()
+                final = "hash"
+            else:
+                final = "here"
+            for level in levels:
+                if level == "+":
+                    if node.plus is None:
+                        node.plus = _Node()
+                    node = node.plus
+                else:
+                    node = node.children.setdefault(level, _Node())
+            slot = getattr(node, final)
+        if value not in slot:
+            self._seq += 1
+            slot[value] = self._seq
+            self._count += 1
+            if has_wildcard(topic_filter):
+                self._wild += 1
+
+    def remove(self, topic_filter, value):
+        """Unregister; returns False when the pair was not registered."""
+        if not has_wildcard(topic_filter):
+            slot = self._exact.get(topic_filter)
+            if not slot or value not in slot:
+                return False
+            del slot[value]
+            if not slot:
+                del self._exact[topic_filter]
+            self._count -= 1
+            return True
+        levels = topic_filter.split("/")
+        final = "here"
+        if levels[-1] == "#":
+            levels.pop()
+            final = "hash"
+        path = [self._root]
+        for level in levels:
+            node = path[-1]
+            node = node.plus if level == "+" else node.children.get(level)
+            if node is None:
+                return False
+            path.append(node)
+        slot = getattr(path[-1], final)
+        if value not in slot:
+            return False
+        del slot[value]
+        self._count -= 1
+        self._wild -= 1
+        # Prune empty nodes bottom-up so removed devices leave no garbage.
+        for depth in range(len(levels), 0, -1):
+            node, parent, level = path[depth], path[depth - 1], levels[depth - 1]
+            if not node.empty():
+                break
+            if level == "+":
+                parent.plus = None
+            else:
+                del parent.children[level]
+        return True
+
+    def match(self, topic):
+        """All values whose filter matches ``topic``."""
+        exact = self._exact.get(topic)
+        if not self._wild:
+            return list(exact) if exact else []
+        found = []
+        if exact:
+            found.append(exact)
+        levels = topic.split("/")
+        last = len(levels)
+        root = self._root
+        if topic[:1] == "$":
+            # Wildcards in the first level never match $-topics.
+            node = root.children.get(levels[0])
+            stack = [(node, 1)] if node is not None else []
+        else:
+            stack = [(root, 0)]
+        while stack:
+            node, depth = stack.pop()
+            if node.hash:
+                found.append(node.hash)
+            if depth == last:
+                if node.here:
+                    found.append(node.here)
+                continue
+            child = node.children.get(levels[depth])
+            if child is not None:
+                stack.append((child, depth + 1))
+            if node.plus is not None:
+                stack.append((node.plus, depth + 1))
+        if not found:
+            return []
+        if len(found) == 1:
+            return list(found[0])
+        merged = {}
+        for slot in found:
+            for value, seq in slot.items():
+                old = merged.get(value)
+                if old is None or seq < old:
+                    merged[value] = seq
+        return sorted(merged, key=merged.__getitem__)
