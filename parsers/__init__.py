@@ -1,0 +1,51 @@
+"""Pure parsing layer: MQTT frames -> Reading (standard library only).
+
+Imported without Odoo (``python3 -c "import parsers.shelly_parser"``), so
+everything here uses relative imports and never touches ``odoo``.
+"""
+
+from .exceptions import (
+    InvalidValue,
+    MalformedJson,
+    NotAReading,
+    NotUtf8,
+    ParseError,
+    PayloadTooLarge,
+    RejectedPayload,
+    UnexpectedShape,
+)
+from .factory import PARSER_TYPES, make_parser, subscriptions_for
+from .gen1_parser import ShellyGen1Parser
+from .generic_parser import GenericJsonParser
+from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
+from .shelly_parser import ShellyGen2Parser, poll_request, reply_route
+from .topic_filter import TopicRouter, topic_matches, validate_filter, validate_topic
+from .values import Limits
+
+__all__ = [
+    "PARSER_TYPES",
+    "TS_DEVICE",
+    "TS_OFFSET",
+    "TS_RECEIVED",
+    "GenericJsonParser",
+    "InvalidValue",
+    "Limits",
+    "MalformedJson",
+    "NotAReading",
+    "NotUtf8",
+    "ParseError",
+    "PayloadTooLarge",
+    "Reading",
+    "RejectedPayload",
+    "ShellyGen1Parser",
+    "ShellyGen2Parser",
+    "TopicRouter",
+    "UnexpectedShape",
+    "make_parser",
+    "poll_request",
+    "reply_route",
+    "subscriptions_for",
+    "topic_matches",
+    "validate_filter",
+    "validate_topic",
+]

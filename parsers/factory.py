@@ -1,0 +1,84 @@
+"""Build a parser from a device record's fields (the only place that knows them all).
+
+The Odoo model stores ``parser_type`` plus prefix/filter/component/options;
+this maps them to a parser object without the model importing each class.
+"""
+
+from . import gen1_parser, generic_parser, shelly_parser
+from .topic_filter import validate_filter
+from .values import DEFAULT_LIMITS
+
+# parser_type -> human label (usable as an Odoo selection).
+PARSER_TYPES = {
+    "shelly_gen2": "Shelly Gen2/Gen3 (RPC, e.g. PM Mini Gen3)",
+    "shelly_gen1": "Shelly Gen1 (relay/emeter topics)",
+    "generic_json": "Generic JSON path or plain number",
+}
+
+_GENERIC_OPTIONS = ("power_path", "energy_path", "ts_path")
+
+
+def _check_type(parser_type):
+    if parser_type not in PARSER_TYPES:
+        raise ValueError(
+            f"unknown parser type {parser_type!r}; "
+            f"expected one of: {', '.join(PARSER_TYPES)}"
+        )
+
+
+def _require(value, name, parser_type):
+    if not value:
+        raise ValueError(f"parser type {parser_type!r} needs a {name}")
+    return value
+
+
+def make_parser(
+    parser_type,
+    *,
+    prefix=None,
+    topic_filter=None,
+    component=None,
+    options=None,
+    limits=None,
+):
+    """A fresh per-device parser; ValueError with a clear reason if misconfigured."""
+    _check_type(parser_type)
+    limits = limits or DEFAULT_LIMITS
+    # Odoo hands empty fields over as False: unset, so the defaults apply.
+    options = {k: v for k, v in (options or {}).items() if v not in (None, False, "")}
+    if parser_type == "generic_json":
+        unknown = sorted(set(options) - set(_GENERIC_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for generic_json; "
+                f"allowed: {', '.join(_GENERIC_OPTIONS)}"
+            )
+        return generic_parser.GenericJsonParser(
+            _require(topic_filter, "topic filter", parser_type),
+            limits=limits,
+            **options,
+        )
+    if options:
+        raise ValueError(f"parser type {parser_type!r} takes no options")
+    prefix = _require(prefix, "topic prefix", parser_type)
+    cls = (
+        shelly_parser.ShellyGen2Parser
+        if parser_type == "shelly_gen2"
+        else gen1_parser.ShellyGen1Parser
+    )
+    if component:
+        return cls(prefix, component, limits)
+    return cls(prefix, limits=limits)
+
+
+def subscriptions_for(parser_type, *, prefix=None, topic_filter=None):
+    """Topic filters the bridge must subscribe for one device."""
+    _check_type(parser_type)
+    if parser_type == "generic_json":
+        topic_filter = _require(topic_filter, "topic filter", parser_type)
+        validate_filter(topic_filter)
+        return [topic_filter]
+    prefix = _require(prefix, "topic prefix", parser_type)
+    if parser_type == "shelly_gen2":
+        return shelly_parser.subscriptions(prefix)
+    return gen1_parser.subscriptions(prefix)

@@ -1,0 +1,116 @@
+"""Shelly Gen1 topics: one plain numeric string per value and topic.
+
+Gen1 devices publish ``<prefix>/relay/N/power`` (or ``emeter/N/power``) and
+the energy counter on separate topics, with no device time, so the parser
+holds the last value of each and stamps readings with the receive time.
+"""
+
+from .exceptions import (
+    InvalidValue,
+    MalformedJson,
+    NotAReading,
+    ParseError,
+    RejectedPayload,
+)
+from .reading import TS_RECEIVED, Reading
+from .shelly_parser import split_component
+from .topic_filter import validate_topic
+from .values import DEFAULT_LIMITS, energy, load_json, number, online_flag, power
+
+
+def subscriptions(prefix):
+    """Gen1 spreads a device over many sub-topics: take them all."""
+    validate_topic(prefix)
+    return [f"{prefix}/#"]
+
+
+class ShellyGen1Parser:
+    """Parser for one Gen1 channel (``relay:N`` or ``emeter:N``)."""
+
+    # Gen1 never sends device time; kept for the same interface as Gen2.
+    clock_offset = None
+
+    def __init__(self, prefix, component="relay:0", limits=DEFAULT_LIMITS):
+        validate_topic(prefix)
+        kind, index = split_component(component)
+        if kind not in ("relay", "emeter"):
+            raise ValueError(
+                f"Gen1 component must be relay:N or emeter:N, not {component!r}"
+            )
+        self.prefix = prefix
+        self.component = component
+        self.limits = limits
+        base = f"{prefix}/{kind}/{index}/"
+        self._power_topic = base + "power"
+        # relay/N/energy counts watt-minutes; emeter/N/total counts Wh.
+        self._energy_topic = base + ("energy" if kind == "relay" else "total")
+        self._energy_divisor = 60.0 if kind == "relay" else 1.0
+        self._online_topic = prefix + "/online"
+        self._power = None
+        self._energy = None
+
+    def subscriptions(self):
+        return subscriptions(self.prefix)
+
+    def parse(self, topic, payload, received_at):
+        """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
+        try:
+            if topic == self._power_topic:
+                self._power = power(self._number(payload), self.limits)
+            elif topic == self._energy_topic:
+                value = energy(self._number(payload), "energy")
+                self._energy = value / self._energy_divisor
+                if self._power is None:
+                    raise NotAReading("energy before any power", "no_power")
+            elif topic == self._online_topic:
+                return Reading(
+                    ts=received_at,
+                    received_at=received_at,
+                    online=online_flag(payload),
+                    device_key=self.prefix,
+                    ts_source=TS_RECEIVED,
+                    source="online",
+                )
+            elif topic.startswith(self.prefix + "/"):
+                raise NotAReading(f"topic {topic!r} has no reading", "other_topic")
+            else:
+                raise NotAReading(
+                    f"topic {topic!r} is not under the prefix", "foreign_topic"
+                )
+            return Reading(
+                ts=received_at,
+                received_at=received_at,
+                power_w=self._power,
+                energy_wh=self._energy,
+                device_key=self.prefix,
+                ts_source=TS_RECEIVED,
+                source="status",
+            )
+        except ParseError:
+            raise
+        except Exception as exc:  # contract: only ParseError escapes
+            raise RejectedPayload(
+                f"{type(exc).__name__}: {str(exc)[:200]}", code="unexpected_shape"
+            ) from exc
+
+    def _number(self, payload):
+        try:
+            value = load_json(payload, self.limits)
+        except MalformedJson:
+            raise InvalidValue("payload is not a number", "not_a_number") from None
+        return number(value, "payload")
+
+    def snapshot(self):
+        return {"power_w": self._power, "energy_wh": self._energy}
+
+    def restore(self, state):
+        """Take back a :meth:`snapshot`; invalid values are dropped, not raised."""
+        state = state if type(state) is dict else {}
+        try:
+            self._power = power(state["power_w"], self.limits)
+        except (KeyError, ParseError):
+            self._power = None
+        try:
+            self._energy = energy(state["energy_wh"])
+        except (KeyError, ParseError):
+            self._energy = None

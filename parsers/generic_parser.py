@@ -1,0 +1,130 @@
+"""Any other meter: a JSON object with a dotted path to the power, or a number.
+
+For Tasmota (``ENERGY.Power``), ESPHome, Zigbee2MQTT and home-made sensors,
+configured per device by paths instead of code.
+"""
+
+from .exceptions import (
+    InvalidValue,
+    NotAReading,
+    ParseError,
+    RejectedPayload,
+    UnexpectedShape,
+)
+from .reading import TS_DEVICE, TS_RECEIVED, Reading
+from .topic_filter import has_wildcard, topic_matches, validate_filter
+from .values import DEFAULT_LIMITS, device_time, energy, load_json, power
+
+_MISSING = object()
+
+
+def compile_path(path):
+    """``"sensors.0.w"`` -> ``("sensors", "0", "w")``; ValueError if empty."""
+    if type(path) is not str or not path.strip():
+        raise ValueError(f"a JSON path like 'ENERGY.Power' is required, not {path!r}")
+    parts = tuple(path.split("."))
+    if any(not part for part in parts):
+        raise ValueError(f"JSON path {path!r} has an empty segment")
+    return parts
+
+
+def resolve(value, parts):
+    """Follow a compiled path; digits index lists. _MISSING when absent."""
+    for part in parts:
+        kind = type(value)
+        if kind is dict:
+            value = value.get(part, _MISSING)
+            if value is _MISSING:
+                return _MISSING
+        elif kind is list and part.isdigit() and part.isascii():
+            index = int(part)
+            if index >= len(value):
+                return _MISSING
+            value = value[index]
+        else:
+            return _MISSING
+    return value
+
+
+class GenericJsonParser:
+    """Parser for one device on a topic (filter) with configurable paths."""
+
+    clock_offset = None  # no clock learning: ts comes from ts_path or arrival
+
+    def __init__(
+        self,
+        topic_filter,
+        power_path="power",
+        energy_path=None,
+        ts_path=None,
+        limits=DEFAULT_LIMITS,
+    ):
+        validate_filter(topic_filter)
+        self.topic_filter = topic_filter
+        self._wildcard = has_wildcard(topic_filter)
+        self._power_path = compile_path(power_path)
+        self._energy_path = compile_path(energy_path) if energy_path else None
+        self._ts_path = compile_path(ts_path) if ts_path else None
+        self.limits = limits
+
+    def subscriptions(self):
+        return [self.topic_filter]
+
+    def parse(self, topic, payload, received_at):
+        """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
+        try:
+            return self._parse(topic, payload, received_at)
+        except ParseError:
+            raise
+        except Exception as exc:  # contract: only ParseError escapes
+            raise RejectedPayload(
+                f"{type(exc).__name__}: {str(exc)[:200]}", code="unexpected_shape"
+            ) from exc
+
+    def _parse(self, topic, payload, received_at):
+        if topic != self.topic_filter and not (
+            self._wildcard and topic_matches(self.topic_filter, topic)
+        ):
+            raise NotAReading(f"topic {topic!r} does not match", "foreign_topic")
+        doc = load_json(payload, self.limits)
+        kind = type(doc)
+        ts, ts_source = received_at, TS_RECEIVED
+        wh = None
+        if kind is dict:
+            raw = resolve(doc, self._power_path)
+            if raw is _MISSING or raw is None:
+                raise NotAReading("no power at the configured path", "no_power")
+            watts = power(raw, self.limits)
+            if self._energy_path:
+                raw = resolve(doc, self._energy_path)
+                if raw is not _MISSING and raw is not None:
+                    wh = energy(raw)
+            if self._ts_path:
+                raw = resolve(doc, self._ts_path)
+                if raw is not _MISSING and raw is not None:
+                    device_ts = device_time(raw)
+                    if device_ts is not None:
+                        ts, ts_source = device_ts, TS_DEVICE
+        elif kind is int or kind is float:
+            watts = power(doc, self.limits)
+        elif kind is str or kind is bool:
+            raise InvalidValue(
+                f"payload {str(doc)[:40]!r} is not a number", "not_a_number"
+            )
+        else:
+            raise UnexpectedShape("expected a JSON object or a number")
+        return Reading(
+            ts=ts,
+            received_at=received_at,
+            power_w=watts,
+            energy_wh=wh,
+            device_key=topic,
+            ts_source=ts_source,
+            source="status",
+        )
+
+    def snapshot(self):
+        return {}
+
+    def restore(self, state):
+        """Stateless: nothing to take back."""
