@@ -1,0 +1,343 @@
+# Copyright 2026 Open Workshop MQTT developers
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""A broker connection: configuration the runner reads, runtime state it writes.
+
+The database is the source of truth: Start/Stop only record the wish
+(``run_requested``) and NOTIFY the runner, which reconciles within seconds.
+Runtime fields (``state``, ``last_error``, ``owner_node``, ``heartbeat``) are
+written by the runner that owns the connection (see services/runner.py).
+"""
+
+import base64
+import logging
+import uuid
+from datetime import timedelta
+
+import odoo
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..services.mqtt_client import ClientSettings, probe_broker
+from ..services.notify import notify_runner
+
+_logger = logging.getLogger(__name__)
+
+# A runner heartbeat older than this means no runner is consuming the connection.
+HEARTBEAT_STALE_S = 30
+
+RUNNER_FIELDS = {
+    "host",
+    "port",
+    "use_tls",
+    "tls_verify",
+    "tls_ca_cert",
+    "tls_client_cert",
+    "tls_client_key",
+    "username",
+    "password",
+    "client_id",
+    "keepalive",
+    "qos",
+    "session_expiry_s",
+    "reconnect_min_s",
+    "reconnect_max_s",
+    "reconnect_factor",
+    "run_requested",
+    "discovery_enabled",
+    "active",
+}
+
+
+def _default_client_id():
+    return f"owm-{uuid.uuid4().hex[:12]}"
+
+
+class MqttConnection(models.Model):
+    _name = "mqtt.connection"
+    _description = "MQTT Broker Connection"
+    _order = "name, id"
+
+    name = fields.Char(required=True)
+    active = fields.Boolean(default=True)
+    company_id = fields.Many2one(
+        "res.company", default=lambda self: self.env.company, index=True
+    )
+    host = fields.Char(required=True, default="127.0.0.1")
+    port = fields.Integer(required=True, default=1883)
+    use_tls = fields.Boolean(string="Use TLS")
+    tls_verify = fields.Boolean(
+        string="Verify Broker Certificate",
+        default=True,
+        help="Check the broker's certificate against the CA. Turn off only for a "
+        "test broker you trust: without verification anyone on the network path "
+        "can read and fake meter data.",
+    )
+    tls_ca_cert = fields.Binary(
+        string="CA Certificate (PEM)",
+        attachment=True,
+        groups="open_workshop_mqtt.group_manager",
+        help="The certificate authority that signed the broker's certificate. "
+        "Empty: the system's trusted CAs are used.",
+    )
+    tls_client_cert = fields.Binary(
+        string="Client Certificate (PEM)",
+        attachment=True,
+        groups="open_workshop_mqtt.group_manager",
+    )
+    tls_client_key = fields.Binary(
+        string="Client Key (PEM)",
+        attachment=True,
+        groups="open_workshop_mqtt.group_manager",
+    )
+    username = fields.Char(groups="open_workshop_mqtt.group_manager")
+    password = fields.Char(
+        groups="open_workshop_mqtt.group_manager",
+        copy=False,
+        help="Stored for the runner; visible and readable only for managers.",
+    )
+    client_id = fields.Char(
+        string="Client ID",
+        required=True,
+        copy=False,
+        default=lambda self: _default_client_id(),
+        help="MQTT client id of this connection. It belongs to the connection, not "
+        "to a server: with a persistent session the broker keeps QoS 1 readings "
+        "for it while the runner reconnects or another node takes over.",
+    )
+    keepalive = fields.Integer(default=60, help="MQTT keepalive in seconds.")
+    qos = fields.Selection(
+        [("0", "0 - at most once"), ("1", "1 - at least once")],
+        string="QoS",
+        default="1",
+        required=True,
+        help="QoS 1 with a persistent session loses no reading across broker "
+        "restarts and takeovers; QoS 0 is lighter but may lose readings.",
+    )
+    session_expiry_s = fields.Integer(
+        string="Session Expiry (s)",
+        default=86400,
+        help="How long the broker keeps readings for this connection while no "
+        "runner is connected. 0 = clean session (readings in a gap are lost).",
+    )
+    reconnect_min_s = fields.Float(string="Reconnect Delay (s)", default=5.0)
+    reconnect_max_s = fields.Float(string="Max Reconnect Delay (s)", default=300.0)
+    reconnect_factor = fields.Float(string="Reconnect Backoff Factor", default=1.5)
+    auto_start = fields.Boolean(
+        default=True,
+        help="Start this connection whenever an Odoo server with the runner starts. "
+        "When off, it runs only after someone presses Start, and stays stopped "
+        "after a restart once stopped.",
+    )
+    discovery_enabled = fields.Boolean(
+        string="Discover Shelly Devices",
+        help="Create an inactive 'discovered' device for every Shelly that reports "
+        "on this broker but matches no device yet. A manager confirms it.",
+    )
+    run_requested = fields.Boolean(
+        string="Running Requested",
+        copy=False,
+        readonly=True,
+        help="Set by Start, cleared by Stop. The runner follows this wish.",
+    )
+    device_ids = fields.One2many("mqtt.device", "connection_id", string="Devices")
+    device_count = fields.Integer(compute="_compute_device_count")
+
+    # Runtime state, written by the runner.
+    state = fields.Selection(
+        [
+            ("stopped", "Stopped"),
+            ("connecting", "Connecting"),
+            ("connected", "Connected"),
+            ("error", "Error"),
+        ],
+        default="stopped",
+        readonly=True,
+        copy=False,
+    )
+    last_error = fields.Char(readonly=True, copy=False)
+    last_connected = fields.Datetime(readonly=True, copy=False)
+    owner_node = fields.Char(
+        readonly=True, copy=False, help="The server process consuming this broker."
+    )
+    heartbeat = fields.Datetime(
+        string="Runner Heartbeat", readonly=True, copy=False
+    )
+    stat_received = fields.Integer(string="Messages Received", readonly=True)
+    stat_readings = fields.Integer(string="Readings", readonly=True)
+    stat_ignored = fields.Integer(string="Not Readings", readonly=True)
+    stat_rejected = fields.Integer(string="Rejected Payloads", readonly=True)
+    stat_rate_limited = fields.Integer(string="Rate-Limited", readonly=True)
+    stat_unmatched = fields.Integer(string="Unmatched Topics", readonly=True)
+    committed_mids = fields.Char(
+        readonly=True,
+        copy=False,
+        groups="base.group_system",
+        help="Technical: MQTT packet ids committed in the last batch but maybe not "
+        "yet acknowledged; a redelivery of one of them is skipped.",
+    )
+    runner_status = fields.Char(compute="_compute_runner_status")
+    runner_alive = fields.Boolean(compute="_compute_runner_status")
+
+    _sql_constraints = [
+        ("client_id_unique", "unique(client_id)", "The MQTT client id must be unique."),
+    ]
+
+    @api.depends("device_ids")
+    def _compute_device_count(self):
+        counts = dict(
+            self.env["mqtt.device"]
+            .with_context(active_test=False)
+            ._read_group([("connection_id", "in", self.ids)], ["connection_id"], ["__count"])
+        )
+        for rec in self:
+            rec.device_count = counts.get(rec, 0)
+
+    @api.depends("heartbeat", "state", "run_requested", "owner_node")
+    def _compute_runner_status(self):
+        now = fields.Datetime.now()
+        loaded_here = _runner_loaded_in_this_server()
+        for rec in self:
+            alive = bool(
+                rec.heartbeat
+                and now - rec.heartbeat <= timedelta(seconds=HEARTBEAT_STALE_S)
+            )
+            rec.runner_alive = alive
+            if alive:
+                rec.runner_status = _("Consumed by %(node)s, last heartbeat %(ts)s UTC.") % {
+                    "node": rec.owner_node or "?",
+                    "ts": fields.Datetime.to_string(rec.heartbeat),
+                }
+            elif rec.run_requested and not loaded_here:
+                rec.runner_status = _(
+                    "No MQTT runner is loaded: add open_workshop_mqtt to "
+                    "server_wide_modules (e.g. --load=base,web,open_workshop_mqtt) "
+                    "and restart the Odoo server."
+                )
+            elif rec.run_requested:
+                rec.runner_status = _(
+                    "Start requested; waiting for the runner (it picks up changes "
+                    "within 2 seconds)."
+                )
+            else:
+                rec.runner_status = _("Stopped.")
+
+    @api.constrains("port", "keepalive", "session_expiry_s")
+    def _check_numbers(self):
+        for rec in self:
+            if not 1 <= rec.port <= 65535:
+                raise ValidationError(
+                    _("The broker port must be between 1 and 65535, not %s.", rec.port)
+                )
+            if not 5 <= rec.keepalive <= 65535:
+                raise ValidationError(
+                    _("Keepalive must be between 5 and 65535 seconds.")
+                )
+            if rec.session_expiry_s < 0:
+                raise ValidationError(_("Session expiry cannot be negative."))
+
+    @api.constrains("reconnect_min_s", "reconnect_max_s", "reconnect_factor")
+    def _check_backoff(self):
+        for rec in self:
+            if rec.reconnect_min_s <= 0 or rec.reconnect_max_s < rec.reconnect_min_s:
+                raise ValidationError(
+                    _(
+                        "The reconnect delay must be positive and not larger than "
+                        "the maximum reconnect delay."
+                    )
+                )
+            if rec.reconnect_factor < 1:
+                raise ValidationError(_("The backoff factor must be at least 1."))
+
+    @api.constrains("host")
+    def _check_host(self):
+        for rec in self:
+            host = (rec.host or "").strip()
+            if not host or any(c.isspace() for c in host) or "/" in host:
+                raise ValidationError(
+                    _("'%s' is not a broker host name or address.", rec.host)
+                )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        records = super().create(vals_list)
+        notify_runner(self.env.cr)
+        return records
+
+    def write(self, vals):
+        res = super().write(vals)
+        if RUNNER_FIELDS & set(vals):
+            notify_runner(self.env.cr)
+        return res
+
+    def unlink(self):
+        res = super().unlink()
+        notify_runner(self.env.cr)
+        return res
+
+    def action_start(self):
+        self.write({"run_requested": True})
+        return True
+
+    def action_stop(self):
+        self.write({"run_requested": False})
+        return True
+
+    def action_view_devices(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "open_workshop_mqtt.mqtt_device_action"
+        )
+        action["domain"] = [("connection_id", "=", self.id)]
+        action["context"] = {"default_connection_id": self.id, "active_test": False}
+        return action
+
+    def action_test_connection(self):
+        """Try the broker once and answer in plain words (no runner needed)."""
+        self.ensure_one()
+        settings = ClientSettings(**self.sudo()._client_settings_values())
+        ok, message = probe_broker(settings, timeout=5.0)
+        if not ok:
+            # The message never contains the password (see probe_broker).
+            raise UserError(_("Connection test failed: %s", message))
+        return {
+            "type": "ir.actions.client",
+            "tag": "display_notification",
+            "params": {
+                "title": _("Connection test"),
+                "message": message,
+                "type": "success",
+                "sticky": False,
+            },
+        }
+
+    def _client_settings_values(self):
+        """Settings for services.mqtt_client; call on a sudo record (secrets)."""
+        self.ensure_one()
+        return {
+            "host": self.host.strip(),
+            "port": self.port,
+            "client_id": self.client_id,
+            "username": self.username or None,
+            "password": self.password or None,
+            "keepalive": self.keepalive,
+            "qos": int(self.qos),
+            "session_expiry_s": self.session_expiry_s,
+            "use_tls": self.use_tls,
+            "tls_verify": self.tls_verify,
+            "tls_ca_pem": _b64_text(self.tls_ca_cert),
+            "tls_cert_pem": _b64_text(self.tls_client_cert),
+            "tls_key_pem": _b64_text(self.tls_client_key),
+            "reconnect_min_s": self.reconnect_min_s,
+            "reconnect_max_s": self.reconnect_max_s,
+            "reconnect_factor": self.reconnect_factor,
+        }
+
+
+def _b64_text(value):
+    if not value:
+        return None
+    return base64.b64decode(value).decode("utf-8", errors="replace")
+
+
+def _runner_loaded_in_this_server():
+    return "open_workshop_mqtt" in odoo.conf.server_wide_modules

@@ -1,0 +1,411 @@
+# Copyright 2026 Open Workshop MQTT developers
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""A machine behind a power meter: where its data comes from, how it is read.
+
+Live fields (``current_*``, ``online``, ``last_message_time``) and the
+technical snapshots are written by the runner once per flush; everything else
+is configuration that the runner picks up within seconds (NOTIFY on write).
+"""
+
+import math
+import re
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..parsers.topic_filter import validate_filter, validate_topic
+from ..services.notify import notify_runner
+
+COMPONENT_RE = {
+    "shelly_gen2": re.compile(r"^(pm1|switch|light|em1):\d{1,2}$"),
+    "shelly_gen1": re.compile(r"^(relay|emeter):\d{1,2}$"),
+}
+DEFAULT_COMPONENT = {"shelly_gen2": "pm1:0", "shelly_gen1": "relay:0"}
+
+# Fields whose change the runner must apply (subscriptions, parser, detector).
+RUNNER_FIELDS = {
+    "active",
+    "connection_id",
+    "parser_type",
+    "topic_prefix",
+    "topic_pattern",
+    "component",
+    "json_power_path",
+    "json_energy_path",
+    "standby_threshold_w",
+    "working_threshold_w",
+    "start_debounce_s",
+    "stop_debounce_s",
+    "message_timeout_s",
+    "poll_interval_s",
+    "log_raw",
+    "max_msg_rate",
+}
+
+STATES = [
+    ("idle", "Off"),
+    ("starting", "Starting"),
+    ("standby", "Standby"),
+    ("working", "Working"),
+    ("stopping", "Stopping"),
+]
+
+
+class MqttDevice(models.Model):
+    _name = "mqtt.device"
+    _description = "Workshop Machine (MQTT Power Meter)"
+    _order = "sequence, name, id"
+
+    name = fields.Char(string="Machine", required=True)
+    active = fields.Boolean(default=True)
+    sequence = fields.Integer(default=10)
+    color = fields.Integer()
+    company_id = fields.Many2one(
+        "res.company", default=lambda self: self.env.company, index=True
+    )
+    location = fields.Char(help="Where the machine stands, e.g. 'Wood shop'.")
+    machine_type = fields.Selection(
+        [
+            ("laser", "Laser Cutter"),
+            ("saw", "Saw"),
+            ("printer", "3D Printer"),
+            ("cnc", "CNC Mill / Router"),
+            ("compressor", "Compressor"),
+            ("other", "Other"),
+        ],
+        default="other",
+        required=True,
+    )
+    connection_id = fields.Many2one(
+        "mqtt.connection", string="Broker", required=True, ondelete="restrict", index=True
+    )
+    parser_type = fields.Selection(
+        [
+            ("shelly_gen2", "Shelly Gen2/Gen3 (RPC, e.g. PM Mini Gen3)"),
+            ("shelly_gen1", "Shelly Gen1"),
+            ("generic_json", "Generic JSON or plain number"),
+        ],
+        string="Meter Type",
+        default="shelly_gen2",
+        required=True,
+    )
+    topic_prefix = fields.Char(
+        help="The meter's MQTT topic prefix, by default its device id such as "
+        "'shellypmminig3-84fce638d818'. Shelly devices only.",
+    )
+    topic_pattern = fields.Char(
+        string="Topic Filter",
+        help="For generic meters: the MQTT topic filter to read, wildcards allowed "
+        "('+' one level, '#' all remaining levels), e.g. 'workshop/+/power'.",
+    )
+    component = fields.Char(
+        default="pm1:0",
+        help="Which metering channel to read: 'pm1:0' for a PM Mini Gen3, "
+        "'switch:0' for a Plus 1PM, 'relay:0' or 'emeter:0' for Gen1.",
+    )
+    json_power_path = fields.Char(
+        string="Power Key Path",
+        default="power",
+        help="Generic meters: dotted path to the power value in watts, "
+        "e.g. 'ENERGY.Power'. A plain number payload is read as is.",
+    )
+    json_energy_path = fields.Char(
+        string="Energy Key Path", help="Generic meters: path to a counter in Wh."
+    )
+    shelly_id = fields.Char(
+        string="Shelly Device ID", readonly=True, help="Learned from the meter's frames."
+    )
+    discovery_state = fields.Selection(
+        [("confirmed", "Confirmed"), ("discovered", "Discovered")],
+        default="confirmed",
+        required=True,
+        readonly=True,
+    )
+
+    standby_threshold_w = fields.Float(
+        string="Standby Threshold (W)",
+        default=20.0,
+        help="From this power on, the machine counts as switched on (standby). "
+        "Below it, it counts as off. Set it above the meter's idle noise.",
+    )
+    working_threshold_w = fields.Float(
+        string="Working Threshold (W)",
+        default=100.0,
+        help="From this power on, the machine counts as working under load. "
+        "Between the two thresholds it is in standby.",
+    )
+    start_debounce_s = fields.Float(
+        string="Start Delay (s)",
+        default=3.0,
+        help="The power must stay above the standby threshold this long before a "
+        "session opens. Filters switch-on spikes. The session starts at the first "
+        "reading above the threshold.",
+    )
+    stop_debounce_s = fields.Float(
+        string="Stop Delay (s)",
+        default=15.0,
+        help="The power must stay below the standby threshold this long before the "
+        "session ends. Short dips (a saw between two cuts) stay in one session.",
+    )
+    message_timeout_s = fields.Float(
+        string="Silence Timeout (s)",
+        default=20.0,
+        help="A running session ends (reason 'timeout') when the meter says nothing "
+        "for this long. Keep it above the poll interval.",
+    )
+    poll_interval_s = fields.Float(
+        string="Poll Interval (s)",
+        default=5.0,
+        help="Ask Shelly Gen2/Gen3 meters for their status this often, so a machine "
+        "at a steady load (the meter only reports changes) is not timed out. "
+        "0 turns polling off.",
+    )
+    log_raw = fields.Boolean(
+        string="Log Raw Messages",
+        help="Keep every message of this meter in the raw log (for debugging; "
+        "cleaned up after the retention period).",
+    )
+    max_msg_rate = fields.Integer(
+        string="Max Messages/s",
+        default=50,
+        help="Messages above this rate are dropped and counted, so one faulty "
+        "meter cannot swamp the database.",
+    )
+
+    # Live state, written by the runner.
+    current_state = fields.Selection(STATES, default="idle", readonly=True)
+    current_power_w = fields.Float(string="Power (W)", readonly=True, digits=(16, 1))
+    current_energy_wh = fields.Float(string="Meter Energy (Wh)", readonly=True)
+    last_message_time = fields.Datetime(readonly=True)
+    online = fields.Boolean(readonly=True)
+    meter_error = fields.Char(readonly=True)
+    rate_limited = fields.Boolean(
+        readonly=True, help="The meter currently sends more than its message cap."
+    )
+    detector_snapshot = fields.Json(readonly=True, copy=False)
+    parser_snapshot = fields.Json(readonly=True, copy=False)
+    running_session_id = fields.Many2one("mqtt.session", readonly=True, copy=False)
+    running_since = fields.Datetime(related="running_session_id.start_time")
+
+    session_ids = fields.One2many("mqtt.session", "device_id", string="Sessions")
+    session_count = fields.Integer(compute="_compute_usage", store=True)
+    total_working_hours = fields.Float(compute="_compute_usage", store=True)
+    total_standby_hours = fields.Float(compute="_compute_usage", store=True)
+    total_energy_kwh = fields.Float(
+        string="Total Energy (kWh)", compute="_compute_usage", store=True
+    )
+
+    _sql_constraints = [
+        (
+            "prefix_unique",
+            "unique(connection_id, topic_prefix)",
+            "Another meter on this broker already uses this topic prefix.",
+        ),
+        (
+            "pattern_unique",
+            "unique(connection_id, topic_pattern)",
+            "Another meter on this broker already uses this topic filter.",
+        ),
+    ]
+
+    @api.depends(
+        "session_ids.working_duration_s",
+        "session_ids.standby_duration_s",
+        "session_ids.energy_wh",
+    )
+    def _compute_usage(self):
+        groups = self.env["mqtt.session"]._read_group(
+            [("device_id", "in", self.ids)],
+            ["device_id"],
+            [
+                "__count",
+                "working_duration_s:sum",
+                "standby_duration_s:sum",
+                "energy_wh:sum",
+            ],
+        )
+        totals = {device: rest for device, *rest in groups}
+        for rec in self:
+            count, working, standby, energy = totals.get(rec, (0, 0.0, 0.0, 0.0))
+            rec.session_count = count
+            rec.total_working_hours = (working or 0.0) / 3600.0
+            rec.total_standby_hours = (standby or 0.0) / 3600.0
+            rec.total_energy_kwh = (energy or 0.0) / 1000.0
+
+    @api.onchange("parser_type")
+    def _onchange_parser_type(self):
+        if self.parser_type in DEFAULT_COMPONENT:
+            self.component = DEFAULT_COMPONENT[self.parser_type]
+
+    @api.constrains(
+        "standby_threshold_w",
+        "working_threshold_w",
+        "start_debounce_s",
+        "stop_debounce_s",
+        "message_timeout_s",
+        "poll_interval_s",
+        "max_msg_rate",
+    )
+    def _check_detector_settings(self):
+        for rec in self:
+            values = [
+                rec.standby_threshold_w,
+                rec.working_threshold_w,
+                rec.start_debounce_s,
+                rec.stop_debounce_s,
+                rec.message_timeout_s,
+                rec.poll_interval_s,
+            ]
+            if not all(math.isfinite(v) for v in values):
+                raise ValidationError(_("%s: thresholds and delays must be numbers.", rec.name))
+            if rec.standby_threshold_w <= 0:
+                raise ValidationError(
+                    _(
+                        "%(machine)s: the standby threshold must be above 0 W "
+                        "(it is %(value)s W).",
+                        machine=rec.name,
+                        value=rec.standby_threshold_w,
+                    )
+                )
+            if rec.working_threshold_w < rec.standby_threshold_w:
+                raise ValidationError(
+                    _(
+                        "%(machine)s: the working threshold (%(working)s W) cannot be "
+                        "below the standby threshold (%(standby)s W).",
+                        machine=rec.name,
+                        working=rec.working_threshold_w,
+                        standby=rec.standby_threshold_w,
+                    )
+                )
+            if rec.start_debounce_s < 0 or rec.stop_debounce_s < 0:
+                raise ValidationError(
+                    _("%s: start and stop delays cannot be negative.", rec.name)
+                )
+            if rec.message_timeout_s <= 0:
+                raise ValidationError(
+                    _("%s: the silence timeout must be more than 0 seconds.", rec.name)
+                )
+            if rec.poll_interval_s < 0:
+                raise ValidationError(
+                    _("%s: the poll interval cannot be negative (0 turns it off).", rec.name)
+                )
+            if rec.poll_interval_s and rec.poll_interval_s >= rec.message_timeout_s:
+                raise ValidationError(
+                    _(
+                        "%(machine)s: poll every %(poll)s s but time out after "
+                        "%(timeout)s s of silence: a machine at steady load would be "
+                        "timed out between polls. Poll more often or raise the timeout.",
+                        machine=rec.name,
+                        poll=rec.poll_interval_s,
+                        timeout=rec.message_timeout_s,
+                    )
+                )
+            if rec.max_msg_rate < 1:
+                raise ValidationError(_("%s: the message cap must be at least 1/s.", rec.name))
+
+    @api.constrains("parser_type", "topic_prefix", "topic_pattern", "component")
+    def _check_topics(self):
+        for rec in self:
+            if rec.parser_type == "generic_json":
+                if not rec.topic_pattern:
+                    raise ValidationError(
+                        _("%s: a generic meter needs a topic filter.", rec.name)
+                    )
+                try:
+                    validate_filter(rec.topic_pattern)
+                except ValueError as exc:
+                    raise ValidationError(
+                        _("%(machine)s: invalid topic filter: %(error)s",
+                          machine=rec.name, error=exc)
+                    ) from exc
+                continue
+            if not rec.topic_prefix:
+                raise ValidationError(_("%s: a Shelly meter needs a topic prefix.", rec.name))
+            prefix = rec.topic_prefix
+            try:
+                validate_topic(prefix)
+            except ValueError as exc:
+                raise ValidationError(
+                    _("%(machine)s: invalid topic prefix: %(error)s",
+                      machine=rec.name, error=exc)
+                ) from exc
+            if prefix.startswith("/") or prefix.endswith("/") or prefix.startswith("$"):
+                raise ValidationError(
+                    _(
+                        "%s: a topic prefix must not start or end with '/' or start "
+                        "with '$'.",
+                        rec.name,
+                    )
+                )
+            pattern = COMPONENT_RE.get(rec.parser_type)
+            if pattern and not pattern.match(rec.component or ""):
+                raise ValidationError(
+                    _(
+                        "%(machine)s: '%(component)s' is not a metering channel of this "
+                        "meter type (e.g. %(example)s).",
+                        machine=rec.name,
+                        component=rec.component or "",
+                        example=DEFAULT_COMPONENT[rec.parser_type],
+                    )
+                )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            for key in ("topic_prefix", "topic_pattern"):
+                if vals.get(key):
+                    vals[key] = vals[key].strip()
+        records = super().create(vals_list)
+        notify_runner(self.env.cr)
+        return records
+
+    def write(self, vals):
+        for key in ("topic_prefix", "topic_pattern"):
+            if vals.get(key):
+                vals[key] = vals[key].strip()
+        res = super().write(vals)
+        if RUNNER_FIELDS & set(vals):
+            notify_runner(self.env.cr)
+        return res
+
+    def unlink(self):
+        if self.env["mqtt.session"].search_count([("device_id", "in", self.ids)], limit=1):
+            raise UserError(
+                _("Machines with recorded sessions cannot be deleted; archive them instead.")
+            )
+        res = super().unlink()
+        notify_runner(self.env.cr)
+        return res
+
+    def action_view_sessions(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "open_workshop_mqtt.mqtt_session_action"
+        )
+        action["domain"] = [("device_id", "=", self.id)]
+        action["context"] = {"default_device_id": self.id, "search_default_filter_running": 0}
+        return action
+
+    def action_confirm_discovered(self):
+        self.write({"discovery_state": "confirmed", "active": True})
+        return True
+
+    def action_start_session(self):
+        """Open a manual session now (end reason 'manual' when stopped by hand)."""
+        sessions = self.env["mqtt.session"]
+        for device in self:
+            sessions |= sessions._open_manual(device)
+        notify_runner(self.env.cr)
+        return True
+
+    def action_stop_session(self):
+        """Close the running session now with end reason 'manual'."""
+        for device in self:
+            running = device.sudo().running_session_id or self.env["mqtt.session"].sudo().search(
+                [("device_id", "=", device.id), ("state", "=", "running")], limit=1
+            )
+            if not running:
+                raise UserError(_("%s has no running session to stop.", device.name))
+            running._close_manual()
+        notify_runner(self.env.cr)
+        return True

@@ -1,0 +1,203 @@
+# Copyright 2026 Open Workshop MQTT developers
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""A usage session: one period a machine was switched on.
+
+Times are the meter's device time.  ``start_ts``/``end_ts``/``last_update_ts``
+keep it exactly (float seconds); the Datetime fields are for people and
+grouping.  The database guarantees the two promises the runner relies on:
+at most one running session per machine, and never two sessions of one
+machine starting at the same instant (a redelivered frame cannot duplicate).
+"""
+
+import time
+from datetime import datetime, timezone
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from ..services.notify import notify_runner
+
+END_REASONS = [
+    ("power_drop", "Power Drop"),
+    ("timeout", "Timeout"),
+    ("offline", "Meter Offline"),
+    ("manual", "Manual"),
+]
+
+
+def ts_to_datetime(ts):
+    """Device time (Unix seconds) -> naive UTC datetime as Odoo stores it."""
+    if ts is None:
+        return False
+    return datetime.fromtimestamp(ts, tz=timezone.utc).replace(tzinfo=None)
+
+
+class MqttSession(models.Model):
+    _name = "mqtt.session"
+    _description = "Machine Usage Session"
+    _order = "start_time desc, id desc"
+    _rec_name = "name"
+
+    name = fields.Char(compute="_compute_name", store=True)
+    device_id = fields.Many2one(
+        "mqtt.device", string="Machine", required=True, ondelete="restrict", index=True
+    )
+    connection_id = fields.Many2one(related="device_id.connection_id", store=True)
+    company_id = fields.Many2one(related="device_id.company_id", store=True, index=True)
+    machine_type = fields.Selection(related="device_id.machine_type", store=True)
+    location = fields.Char(related="device_id.location", store=True)
+    start_time = fields.Datetime(required=True, index=True)
+    end_time = fields.Datetime()
+    start_ts = fields.Float(string="Start (device time)", required=True)
+    end_ts = fields.Float(string="End (device time)")
+    last_update_ts = fields.Float(help="Durations count up to here.")
+    state = fields.Selection(
+        [("running", "Running"), ("closed", "Closed")],
+        default="running",
+        required=True,
+        index=True,
+    )
+    origin = fields.Selection(
+        [("power", "Power Meter"), ("manual", "Manual")], default="power", required=True
+    )
+    started_by_id = fields.Many2one("res.users", readonly=True)
+    stopped_by_id = fields.Many2one("res.users", readonly=True)
+    standby_duration_s = fields.Float(string="Standby (s)", default=0.0)
+    working_duration_s = fields.Float(string="Working (s)", default=0.0)
+    total_duration_s = fields.Float(
+        string="Duration (s)", compute="_compute_durations", store=True
+    )
+    standby_hours = fields.Float(
+        string="Standby (h)", compute="_compute_durations", store=True
+    )
+    working_hours = fields.Float(
+        string="Working (h)", compute="_compute_durations", store=True
+    )
+    total_hours = fields.Float(string="Duration (h)", compute="_compute_durations", store=True)
+    working_ratio = fields.Float(
+        string="Working Share (%)",
+        compute="_compute_durations",
+        store=True,
+        aggregator="avg",
+    )
+    energy_wh = fields.Float(string="Energy (Wh)", default=0.0)
+    energy_kwh = fields.Float(
+        string="Energy (kWh)", compute="_compute_energy", store=True, digits=(16, 3)
+    )
+    avg_power_w = fields.Float(
+        string="Average Power (W)",
+        compute="_compute_energy",
+        store=True,
+        aggregator="avg",
+        digits=(16, 1),
+    )
+    end_reason = fields.Selection(END_REASONS)
+
+    @api.depends("device_id.name", "start_time")
+    def _compute_name(self):
+        for rec in self:
+            start = fields.Datetime.context_timestamp(rec, rec.start_time) if rec.start_time else None
+            rec.name = "%s %s" % (
+                rec.device_id.name or "",
+                start.strftime("%Y-%m-%d %H:%M") if start else "",
+            )
+
+    @api.depends("standby_duration_s", "working_duration_s")
+    def _compute_durations(self):
+        for rec in self:
+            total = rec.standby_duration_s + rec.working_duration_s
+            rec.total_duration_s = total
+            rec.standby_hours = rec.standby_duration_s / 3600.0
+            rec.working_hours = rec.working_duration_s / 3600.0
+            rec.total_hours = total / 3600.0
+            rec.working_ratio = 100.0 * rec.working_duration_s / total if total else 0.0
+
+    @api.depends("energy_wh", "standby_duration_s", "working_duration_s")
+    def _compute_energy(self):
+        for rec in self:
+            rec.energy_kwh = rec.energy_wh / 1000.0
+            total = rec.standby_duration_s + rec.working_duration_s
+            rec.avg_power_w = rec.energy_wh * 3600.0 / total if total else 0.0
+
+    def init(self):
+        # The runner and the UI both rely on these; only the database can promise them.
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS mqtt_session_one_running_per_device "
+            "ON mqtt_session (device_id) WHERE state = 'running'"
+        )
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS mqtt_session_device_start_unique "
+            "ON mqtt_session (device_id, start_ts)"
+        )
+
+    # -- manual sessions (UI) -------------------------------------------------
+    @api.model
+    def _open_manual(self, device):
+        device = device.sudo()
+        if device.running_session_id or self.sudo().search_count(
+            [("device_id", "=", device.id), ("state", "=", "running")], limit=1
+        ):
+            raise UserError(_("%s already has a running session.", device.name))
+        start_ts = _device_now(device)
+        session = self.sudo().create(
+            {
+                "device_id": device.id,
+                "start_ts": start_ts,
+                "start_time": ts_to_datetime(start_ts),
+                "last_update_ts": start_ts,
+                "origin": "manual",
+                "started_by_id": self.env.uid,
+            }
+        )
+        device.running_session_id = session
+        return session
+
+    def _close_manual(self):
+        """Close now; the time since the runner's last update counts in the
+        machine's current state, so standby + working == end - start holds."""
+        self.ensure_one()
+        session = self.sudo()
+        # Lock the row: the runner may be updating the same session right now.
+        self.env.cr.execute(
+            "SELECT id FROM mqtt_session WHERE id = %s FOR UPDATE", (session.id,)
+        )
+        session.invalidate_recordset()
+        if session.state != "running":
+            raise UserError(_("This session is already closed."))
+        device = session.device_id
+        last = session.last_update_ts or session.start_ts
+        end_ts = max(_device_now(device), last, session.start_ts)
+        rest = (end_ts - session.start_ts) - (
+            session.standby_duration_s + session.working_duration_s
+        )
+        rest = max(rest, 0.0)
+        vals = {
+            "state": "closed",
+            "end_ts": end_ts,
+            "end_time": ts_to_datetime(end_ts),
+            "last_update_ts": end_ts,
+            "end_reason": "manual",
+            "stopped_by_id": self.env.uid,
+            "energy_wh": session.energy_wh + device.current_power_w * rest / 3600.0,
+        }
+        if device.current_state == "working":
+            vals["working_duration_s"] = session.working_duration_s + rest
+        else:
+            vals["standby_duration_s"] = session.standby_duration_s + rest
+        session.write(vals)
+        if device.running_session_id == session:
+            device.running_session_id = False
+        return True
+
+    def action_stop(self):
+        for rec in self:
+            rec._close_manual()
+        if self:
+            notify_runner(self.env.cr)
+        return True
+
+
+def _device_now(device):
+    """Now on the meter's clock (sessions are in device time)."""
+    offset = (device.parser_snapshot or {}).get("clock_offset") or 0.0
+    return time.time() + offset

@@ -1,0 +1,453 @@
+"""paho-mqtt 2.x wrapper: one broker connection, no Odoo.
+
+Why a wrapper and not paho's own ``loop_start``:
+
+* our own network thread runs the reconnect loop, so the backoff is the
+  configurable ``min x factor .. max`` of the product (paho only doubles);
+* every (re)connect resubscribes everything we want, whatever the broker
+  remembered;
+* QoS 1 messages are acknowledged by the *caller* after its database commit
+  (``manual_ack``), so a crash between receive and commit loses nothing: the
+  broker redelivers.  MQTT 5 ``Receive Maximum`` bounds the unacknowledged
+  messages, which is also the bound of the inbound queue, so the queue never
+  overflows for QoS 1 (QoS 0 overflow is dropped and counted);
+* messages carry the connection ``generation``: an ack for a message of an
+  earlier network connection is not sent (the broker redelivers it anyway).
+"""
+
+import logging
+import os
+import queue
+import socket
+import ssl
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+_logger = logging.getLogger(__name__)
+
+STOPPED = "stopped"
+CONNECTING = "connecting"
+CONNECTED = "connected"
+ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything needed to talk to one broker; secrets never in ``repr``."""
+
+    host: str
+    port: int = 1883
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    keepalive: int = 60
+    qos: int = 1
+    session_expiry_s: int = 86400
+    use_tls: bool = False
+    tls_verify: bool = True
+    tls_ca_pem: str | None = field(default=None, repr=False)
+    tls_cert_pem: str | None = field(default=None, repr=False)
+    tls_key_pem: str | None = field(default=None, repr=False)
+    reconnect_min_s: float = 5.0
+    reconnect_max_s: float = 300.0
+    reconnect_factor: float = 1.5
+    receive_maximum: int = 20000
+    connect_timeout_s: float = 5.0
+
+    @property
+    def address(self):
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One PUBLISH as received; ``generation`` identifies the network session."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    mid: int
+    dup: bool
+    retain: bool
+    received_at: float
+    generation: int
+
+
+class Backoff:
+    """Exponential reconnect delay: min, min*f, min*f^2, ... capped at max."""
+
+    def __init__(self, minimum=5.0, maximum=300.0, factor=1.5):
+        self.minimum = minimum
+        self.maximum = maximum
+        self.factor = factor
+        self._next = minimum
+
+    def next(self):
+        delay = self._next
+        self._next = min(self.maximum, self._next * self.factor)
+        return delay
+
+    def reset(self):
+        self._next = self.minimum
+
+
+def describe_connack(reason_code):
+    """Plain words for a CONNACK failure (shown on the connection form)."""
+    text = str(reason_code)
+    value = getattr(reason_code, "value", reason_code)
+    if value in (4, 5, 134, 135):
+        return f"Refused by the broker: not authorized ({text}). Check username and password."
+    if value in (2, 133):
+        return f"Refused by the broker: client id not accepted ({text})."
+    if value in (3, 136):
+        return f"Broker unavailable ({text})."
+    return f"Refused by the broker: {text}."
+
+
+def describe_exception(exc, settings):
+    """Plain words for a network or TLS error; never includes secrets."""
+    where = settings.address
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate of {where} not trusted: {exc.verify_message or exc}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error with {where}: {exc.reason or exc}"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"Broker {where} refused the connection (is it running?)"
+    if isinstance(exc, socket.gaierror):
+        return f"Broker host '{settings.host}' not found ({exc.strerror})"
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return f"No answer from broker {where} within {settings.connect_timeout_s:g} s"
+    if isinstance(exc, OSError):
+        return f"Network error with {where}: {exc.strerror or exc}"
+    return f"Error with {where}: {type(exc).__name__}: {exc}"
+
+
+def build_ssl_context(settings):
+    """TLS context from PEM text: verification on unless explicitly off."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if settings.tls_verify:
+        ctx.check_hostname = True
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        if settings.tls_ca_pem:
+            ctx.load_verify_locations(cadata=settings.tls_ca_pem)
+        else:
+            ctx.load_default_certs()
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if settings.tls_cert_pem:
+        # load_cert_chain only reads files: use a private, short-lived directory.
+        with tempfile.TemporaryDirectory(prefix="owm-tls-") as tmp:
+            cert = os.path.join(tmp, "client.crt")
+            key = os.path.join(tmp, "client.key")
+            for path, text in ((cert, settings.tls_cert_pem), (key, settings.tls_key_pem)):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(text or "")
+            ctx.load_cert_chain(cert, key if settings.tls_key_pem else None)
+    return ctx
+
+
+def _new_paho(settings, client_id, manual_ack):
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        reconnect_on_failure=False,
+        manual_ack=manual_ack,
+    )
+    client.connect_timeout = settings.connect_timeout_s
+    if settings.username:
+        client.username_pw_set(settings.username, settings.password)
+    if settings.use_tls:
+        client.tls_set_context(build_ssl_context(settings))
+    return client
+
+
+def _connect_properties(settings, persistent):
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = max(1, min(65535, settings.receive_maximum))
+    if persistent:
+        props.SessionExpiryInterval = settings.session_expiry_s
+    return props
+
+
+def probe_broker(settings, timeout=5.0):
+    """Connect once with a throw-away client id; return (ok, plain message).
+
+    Uses its own client id so the connection's persistent session is not touched.
+    """
+    result = {}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["rc"] = reason_code
+        done.set()
+
+    client = None
+    started = time.monotonic()
+    try:
+        client = _new_paho(settings, f"{settings.client_id or 'owm'}-probe", False)
+        client.on_connect = on_connect
+        client.connect(
+            settings.host,
+            settings.port,
+            keepalive=max(5, int(timeout) + 5),
+            clean_start=True,
+            properties=_connect_properties(settings, False),
+        )
+        deadline = started + timeout
+        while not done.is_set() and time.monotonic() < deadline:
+            client.loop(timeout=0.1)
+    except Exception as exc:  # report every failure in plain words
+        return False, describe_exception(exc, settings)
+    finally:
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:  # pylint: disable=broad-except
+                _logger.debug("probe disconnect failed", exc_info=True)
+    if not done.is_set():
+        return False, f"No answer from broker {settings.address} within {timeout:g} s"
+    rc = result["rc"]
+    if rc.is_failure:
+        return False, describe_connack(rc)
+    ms = (time.monotonic() - started) * 1000
+    tls = " over TLS" if settings.use_tls else ""
+    return True, f"Connected to {settings.address}{tls} in {ms:.0f} ms (MQTT 5)."
+
+
+class MqttClient:
+    """One broker connection with its own network thread.
+
+    ``handler(msg: InboundMessage)`` is called on the network thread for every
+    message *unless* ``inbound`` (a bounded queue) is used: with
+    ``handler=None`` messages go to ``self.inbound`` for a consumer thread.
+    ``on_state(state, error_text)`` reports stopped/connecting/connected/error.
+    """
+
+    def __init__(self, settings, handler=None, on_state=None, name=None):
+        self.settings = settings
+        self.name = name or settings.client_id
+        self._handler = handler
+        self._on_state = on_state
+        persistent = settings.qos > 0 and settings.session_expiry_s > 0
+        self._persistent = persistent
+        # Unacked QoS 1 messages are capped by Receive Maximum; leave room for QoS 0.
+        self.inbound = queue.Queue(maxsize=settings.receive_maximum + 1000)
+        self.dropped = 0
+        self.generation = 0
+        self.state = STOPPED
+        self.last_error = None
+        self._subscriptions = {}  # filter -> qos
+        self._sub_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._client = None
+        self._connected = threading.Event()
+        self._backoff = Backoff(
+            settings.reconnect_min_s, settings.reconnect_max_s, settings.reconnect_factor
+        )
+
+    # -- public API -------------------------------------------------------
+    def start(self):
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"owm-mqtt-{self.name}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout=5.0):
+        self._stop.set()
+        client = self._client
+        if client is not None:
+            try:
+                client.disconnect()
+            except Exception:  # pylint: disable=broad-except
+                _logger.debug("disconnect failed", exc_info=True)
+        if self._thread:
+            self._thread.join(timeout)
+        self._set_state(STOPPED, None)
+
+    @property
+    def connected(self):
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout):
+        return self._connected.wait(timeout)
+
+    def set_subscriptions(self, filters):
+        """Make the subscribed set exactly ``filters`` (applied now and on every connect)."""
+        qos = self.settings.qos
+        with self._sub_lock:
+            wanted = {f: qos for f in filters}
+            added = [f for f in wanted if f not in self._subscriptions]
+            removed = [f for f in self._subscriptions if f not in wanted]
+            self._subscriptions = wanted
+        if self._connected.is_set() and self._client is not None:
+            self._send_subscribe(self._client, added)
+            if removed:
+                for chunk in _chunks(removed, 100):
+                    self._client.unsubscribe(chunk)
+
+    @property
+    def subscriptions(self):
+        with self._sub_lock:
+            return set(self._subscriptions)
+
+    def ack(self, msg):
+        """Acknowledge a QoS 1 message after its data is committed."""
+        if msg.qos == 0 or msg.generation != self.generation:
+            return False
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return False
+        return client.ack(msg.mid, msg.qos) == mqtt.MQTT_ERR_SUCCESS
+
+    def publish(self, topic, payload, qos=0):
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return False
+        return client.publish(topic, payload, qos=qos).rc == mqtt.MQTT_ERR_SUCCESS
+
+    # -- network thread ---------------------------------------------------
+    def _set_state(self, state, error):
+        self.state = state
+        if error is not None:
+            self.last_error = error
+        if self._on_state:
+            try:
+                self._on_state(state, error)
+            except Exception:  # pylint: disable=broad-except
+                _logger.exception("MQTT %s: state callback failed", self.name)
+
+    def _run(self):
+        while not self._stop.is_set():
+            error = self._run_once()
+            if self._stop.is_set():
+                break
+            delay = self._backoff.next()
+            msg = f"{error}; retrying in {delay:g} s" if error else None
+            self._set_state(ERROR if error else CONNECTING, msg)
+            if error:
+                _logger.warning("MQTT %s: %s", self.name, msg)
+            self._stop.wait(delay)
+
+    def _run_once(self):
+        """One network session: connect, loop until it ends; return an error text."""
+        settings = self.settings
+        self._set_state(CONNECTING, None)
+        outcome = {}
+        try:
+            client = _new_paho(settings, settings.client_id, manual_ack=True)
+        except Exception as exc:  # bad TLS material and the like
+            return describe_exception(exc, settings)
+        client.on_connect = self._make_on_connect(outcome)
+        client.on_message = self._on_message
+        client.on_disconnect = self._make_on_disconnect(outcome)
+        self._client = client
+        try:
+            client.connect(
+                settings.host,
+                settings.port,
+                keepalive=settings.keepalive,
+                clean_start=not self._persistent,
+                properties=_connect_properties(settings, self._persistent),
+            )
+            while not self._stop.is_set():
+                rc = client.loop(timeout=0.2)
+                if rc != mqtt.MQTT_ERR_SUCCESS or outcome.get("closed"):
+                    break
+        except Exception as exc:  # network and TLS failures
+            outcome.setdefault("error", describe_exception(exc, settings))
+        finally:
+            self._connected.clear()
+            try:
+                client.disconnect()
+            except Exception:  # pylint: disable=broad-except
+                _logger.debug("disconnect after loop failed", exc_info=True)
+        if self._stop.is_set():
+            return None
+        return outcome.get("error") or f"Connection to {settings.address} lost"
+
+    def _make_on_connect(self, outcome):
+        def on_connect(client, userdata, flags, reason_code, properties):
+            if reason_code.is_failure:
+                outcome["error"] = describe_connack(reason_code)
+                outcome["closed"] = True
+                return
+            self.generation += 1
+            self._backoff.reset()
+            with self._sub_lock:
+                filters = list(self._subscriptions)
+            self._send_subscribe(client, filters)
+            self._connected.set()
+            _logger.info(
+                "MQTT %s: connected to %s (session present: %s), %d subscriptions",
+                self.name,
+                self.settings.address,
+                flags.session_present,
+                len(filters),
+            )
+            self._set_state(CONNECTED, None)
+
+        return on_connect
+
+    def _make_on_disconnect(self, outcome):
+        def on_disconnect(client, userdata, flags, reason_code, properties):
+            self._connected.clear()
+            outcome["closed"] = True
+            if isinstance(reason_code, ReasonCode) and reason_code.is_failure:
+                outcome.setdefault("error", f"Disconnected by broker: {reason_code}")
+
+        return on_disconnect
+
+    def _send_subscribe(self, client, filters):
+        qos = self.settings.qos
+        for chunk in _chunks(filters, 100):
+            client.subscribe([(f, qos) for f in chunk])
+
+    def _on_message(self, client, userdata, message):
+        try:
+            try:
+                topic = message.topic
+            except UnicodeDecodeError:
+                topic = message._topic.decode("utf-8", "replace")  # pylint: disable=protected-access
+            msg = InboundMessage(
+                topic,
+                message.payload,
+                message.qos,
+                message.mid,
+                bool(message.dup),
+                bool(message.retain),
+                time.time(),
+                self.generation,
+            )
+            if self._handler is not None:
+                self._handler(msg)
+                return
+            while not self._stop.is_set():
+                try:
+                    self.inbound.put(msg, timeout=0.5)
+                    return
+                except queue.Full:
+                    if msg.qos == 0:
+                        self.dropped += 1
+                        return
+        except Exception:  # the network thread must survive any message
+            _logger.exception("MQTT %s: message handling failed", self.name)
+
+
+def _chunks(items, size):
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
