@@ -34,6 +34,11 @@ Choices made where DESIGN.md and the brief are silent:
   the next input on; pending deadlines keep their reference times (t_start,
   t_stop, last activity) with the new durations, and one already past fires
   at the next input or tick, dated at the last applied event.
+* Energy by counter takes the spec literally: a counter value seen before
+  the session start is the counter at start even when no reading inside the
+  session carries one (the session then gets 0 Wh, not the power integral);
+  a counter decrease seen while ``stopping`` only matters if the session
+  continues.
 * Event order for one transition: ``StateChanged`` first, then the
   ``SessionOpened``/``SessionClosed`` it caused.  ``StateChanged.power_w`` is
   None after a timeout or offline (the power is forgotten).

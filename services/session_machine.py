@@ -193,11 +193,14 @@ class SessionStateMachine:
         """Process one reading; stale or duplicate readings change nothing."""
         try:
             ok = _NINF < ts < _INF and _NINF < power_w < _INF
+            if energy_wh is not None:
+                ok = ok and _NINF < energy_wh < _INF
         except TypeError:
             ok = False
         if not ok:
             raise ValueError(
-                f"reading needs finite ts and power_w: {ts!r}, {power_w!r}"
+                "reading needs finite ts, power_w and energy_wh: "
+                f"{ts!r}, {power_w!r}, {energy_wh!r}"
             )
         if ts <= self._last_ts or ts < self._floor:
             return []
@@ -206,8 +209,6 @@ class SessionStateMachine:
             self._advance(ts, ev)
         st = self._state
         if energy_wh is not None:
-            if not _NINF < energy_wh < _INF:
-                raise ValueError(f"energy_wh must be finite, got {energy_wh!r}")
             if st is not _IDLE:
                 if self._e_start is None:
                     self._e_start = energy_wh
@@ -473,4 +474,3 @@ class SessionStateMachine:
         self._state = _IDLE
         ev.append(StateChanged(te, st, _IDLE, power_after))
         ev.append(SessionClosed(summary))
-
