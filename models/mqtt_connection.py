@@ -159,9 +159,7 @@ class MqttConnection(models.Model):
     owner_node = fields.Char(
         readonly=True, copy=False, help="The server process consuming this broker."
     )
-    heartbeat = fields.Datetime(
-        string="Runner Heartbeat", readonly=True, copy=False
-    )
+    heartbeat = fields.Datetime(string="Runner Heartbeat", readonly=True, copy=False)
     stat_received = fields.Integer(string="Messages Received", readonly=True)
     stat_readings = fields.Integer(string="Readings", readonly=True)
     stat_ignored = fields.Integer(string="Not Readings", readonly=True)
@@ -187,7 +185,9 @@ class MqttConnection(models.Model):
         counts = dict(
             self.env["mqtt.device"]
             .with_context(active_test=False)
-            ._read_group([("connection_id", "in", self.ids)], ["connection_id"], ["__count"])
+            ._read_group(
+                [("connection_id", "in", self.ids)], ["connection_id"], ["__count"]
+            )
         )
         for rec in self:
             rec.device_count = counts.get(rec, 0)
@@ -203,7 +203,9 @@ class MqttConnection(models.Model):
             )
             rec.runner_alive = alive
             if alive:
-                rec.runner_status = _("Consumed by %(node)s, last heartbeat %(ts)s UTC.") % {
+                rec.runner_status = _(
+                    "Consumed by %(node)s, last heartbeat %(ts)s UTC."
+                ) % {
                     "node": rec.owner_node or "?",
                     "ts": fields.Datetime.to_string(rec.heartbeat),
                 }

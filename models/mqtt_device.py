@@ -77,7 +77,11 @@ class MqttDevice(models.Model):
         required=True,
     )
     connection_id = fields.Many2one(
-        "mqtt.connection", string="Broker", required=True, ondelete="restrict", index=True
+        "mqtt.connection",
+        string="Broker",
+        required=True,
+        ondelete="restrict",
+        index=True,
     )
     parser_type = fields.Selection(
         [
@@ -113,7 +117,9 @@ class MqttDevice(models.Model):
         string="Energy Key Path", help="Generic meters: path to a counter in Wh."
     )
     shelly_id = fields.Char(
-        string="Shelly Device ID", readonly=True, help="Learned from the meter's frames."
+        string="Shelly Device ID",
+        readonly=True,
+        help="Learned from the meter's frames.",
     )
     discovery_state = fields.Selection(
         [("confirmed", "Confirmed"), ("discovered", "Discovered")],
@@ -257,7 +263,9 @@ class MqttDevice(models.Model):
                 rec.poll_interval_s,
             ]
             if not all(math.isfinite(v) for v in values):
-                raise ValidationError(_("%s: thresholds and delays must be numbers.", rec.name))
+                raise ValidationError(
+                    _("%s: thresholds and delays must be numbers.", rec.name)
+                )
             if rec.standby_threshold_w <= 0:
                 raise ValidationError(
                     _(
@@ -287,21 +295,27 @@ class MqttDevice(models.Model):
                 )
             if rec.poll_interval_s < 0:
                 raise ValidationError(
-                    _("%s: the poll interval cannot be negative (0 turns it off).", rec.name)
+                    _(
+                        "%s: the poll interval cannot be negative (0 turns it off).",
+                        rec.name,
+                    )
                 )
             if rec.poll_interval_s and rec.poll_interval_s >= rec.message_timeout_s:
                 raise ValidationError(
                     _(
                         "%(machine)s: poll every %(poll)s s but time out after "
                         "%(timeout)s s of silence: a machine at steady load would be "
-                        "timed out between polls. Poll more often or raise the timeout.",
+                        "timed out between polls. Poll more often or raise the "
+                        "timeout.",
                         machine=rec.name,
                         poll=rec.poll_interval_s,
                         timeout=rec.message_timeout_s,
                     )
                 )
             if rec.max_msg_rate < 1:
-                raise ValidationError(_("%s: the message cap must be at least 1/s.", rec.name))
+                raise ValidationError(
+                    _("%s: the message cap must be at least 1/s.", rec.name)
+                )
 
     @api.constrains("parser_type", "topic_prefix", "topic_pattern", "component")
     def _check_topics(self):
@@ -315,19 +329,27 @@ class MqttDevice(models.Model):
                     validate_filter(rec.topic_pattern)
                 except ValueError as exc:
                     raise ValidationError(
-                        _("%(machine)s: invalid topic filter: %(error)s",
-                          machine=rec.name, error=exc)
+                        _(
+                            "%(machine)s: invalid topic filter: %(error)s",
+                            machine=rec.name,
+                            error=exc,
+                        )
                     ) from exc
                 continue
             if not rec.topic_prefix:
-                raise ValidationError(_("%s: a Shelly meter needs a topic prefix.", rec.name))
+                raise ValidationError(
+                    _("%s: a Shelly meter needs a topic prefix.", rec.name)
+                )
             prefix = rec.topic_prefix
             try:
                 validate_topic(prefix)
             except ValueError as exc:
                 raise ValidationError(
-                    _("%(machine)s: invalid topic prefix: %(error)s",
-                      machine=rec.name, error=exc)
+                    _(
+                        "%(machine)s: invalid topic prefix: %(error)s",
+                        machine=rec.name,
+                        error=exc,
+                    )
                 ) from exc
             if prefix.startswith("/") or prefix.endswith("/") or prefix.startswith("$"):
                 raise ValidationError(
@@ -341,8 +363,8 @@ class MqttDevice(models.Model):
             if pattern and not pattern.match(rec.component or ""):
                 raise ValidationError(
                     _(
-                        "%(machine)s: '%(component)s' is not a metering channel of this "
-                        "meter type (e.g. %(example)s).",
+                        "%(machine)s: '%(component)s' is not a metering channel of "
+                        "this meter type (e.g. %(example)s).",
                         machine=rec.name,
                         component=rec.component or "",
                         example=DEFAULT_COMPONENT[rec.parser_type],
@@ -369,9 +391,14 @@ class MqttDevice(models.Model):
         return res
 
     def unlink(self):
-        if self.env["mqtt.session"].search_count([("device_id", "in", self.ids)], limit=1):
+        if self.env["mqtt.session"].search_count(
+            [("device_id", "in", self.ids)], limit=1
+        ):
             raise UserError(
-                _("Machines with recorded sessions cannot be deleted; archive them instead.")
+                _(
+                    "Machines with recorded sessions cannot be deleted; "
+                    "archive them instead."
+                )
             )
         res = super().unlink()
         notify_runner(self.env.cr)
@@ -383,7 +410,10 @@ class MqttDevice(models.Model):
             "open_workshop_mqtt.mqtt_session_action"
         )
         action["domain"] = [("device_id", "=", self.id)]
-        action["context"] = {"default_device_id": self.id, "search_default_filter_running": 0}
+        action["context"] = {
+            "default_device_id": self.id,
+            "search_default_filter_running": 0,
+        }
         return action
 
     def action_confirm_discovered(self):
@@ -401,7 +431,9 @@ class MqttDevice(models.Model):
     def action_stop_session(self):
         """Close the running session now with end reason 'manual'."""
         for device in self:
-            running = device.sudo().running_session_id or self.env["mqtt.session"].sudo().search(
+            running = device.sudo().running_session_id or self.env[
+                "mqtt.session"
+            ].sudo().search(
                 [("device_id", "=", device.id), ("state", "=", "running")], limit=1
             )
             if not running:

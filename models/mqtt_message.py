@@ -33,7 +33,9 @@ class MqttMessage(models.Model):
     connection_id = fields.Many2one(
         "mqtt.connection", ondelete="cascade", index=True, readonly=True
     )
-    device_id = fields.Many2one("mqtt.device", ondelete="cascade", index=True, readonly=True)
+    device_id = fields.Many2one(
+        "mqtt.device", ondelete="cascade", index=True, readonly=True
+    )
     company_id = fields.Many2one("res.company", index=True, readonly=True)
     topic = fields.Char(readonly=True)
     payload = fields.Text(readonly=True)
@@ -63,7 +65,9 @@ class MqttMessage(models.Model):
         try:
             return int(value)
         except (TypeError, ValueError):
-            _logger.warning("System parameter %s=%r is not a number; using %s", key, value, default)
+            _logger.warning(
+                "System parameter %s=%r is not a number; using %s", key, value, default
+            )
             return default
 
     @api.model
@@ -78,8 +82,8 @@ class MqttMessage(models.Model):
             while True:
                 cr.execute(
                     "DELETE FROM mqtt_message WHERE id IN (SELECT id FROM mqtt_message "
-                    "WHERE received_at < (now() at time zone 'UTC') - make_interval(days => %s) "
-                    "LIMIT %s)",
+                    "WHERE received_at < (now() at time zone 'UTC') "
+                    "- make_interval(days => %s) LIMIT %s)",
                     (days, GC_CHUNK),
                 )
                 removed += cr.rowcount

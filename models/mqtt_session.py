@@ -10,7 +10,7 @@ machine starting at the same instant (a redelivered frame cannot duplicate).
 """
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
@@ -29,7 +29,7 @@ def ts_to_datetime(ts):
     """Device time (Unix seconds) -> naive UTC datetime as Odoo stores it."""
     if ts is None:
         return False
-    return datetime.fromtimestamp(ts, tz=timezone.utc).replace(tzinfo=None)
+    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
 
 
 class MqttSession(models.Model):
@@ -73,7 +73,9 @@ class MqttSession(models.Model):
     working_hours = fields.Float(
         string="Working (h)", compute="_compute_durations", store=True
     )
-    total_hours = fields.Float(string="Duration (h)", compute="_compute_durations", store=True)
+    total_hours = fields.Float(
+        string="Duration (h)", compute="_compute_durations", store=True
+    )
     working_ratio = fields.Float(
         string="Working Share (%)",
         compute="_compute_durations",
@@ -96,11 +98,13 @@ class MqttSession(models.Model):
     @api.depends("device_id.name", "start_time")
     def _compute_name(self):
         for rec in self:
-            start = fields.Datetime.context_timestamp(rec, rec.start_time) if rec.start_time else None
-            rec.name = "%s %s" % (
-                rec.device_id.name or "",
-                start.strftime("%Y-%m-%d %H:%M") if start else "",
+            start = (
+                fields.Datetime.context_timestamp(rec, rec.start_time)
+                if rec.start_time
+                else None
             )
+            stamp = start.strftime("%Y-%m-%d %H:%M") if start else ""
+            rec.name = f"{rec.device_id.name or ''} {stamp}".strip()
 
     @api.depends("standby_duration_s", "working_duration_s")
     def _compute_durations(self):

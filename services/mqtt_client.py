@@ -103,7 +103,10 @@ def describe_connack(reason_code):
     text = str(reason_code)
     value = getattr(reason_code, "value", reason_code)
     if value in (4, 5, 134, 135):
-        return f"Refused by the broker: not authorized ({text}). Check username and password."
+        return (
+            f"Refused by the broker: not authorized ({text}). "
+            "Check username and password."
+        )
     if value in (2, 133):
         return f"Refused by the broker: client id not accepted ({text})."
     if value in (3, 136):
@@ -147,7 +150,10 @@ def build_ssl_context(settings):
         with tempfile.TemporaryDirectory(prefix="owm-tls-") as tmp:
             cert = os.path.join(tmp, "client.crt")
             key = os.path.join(tmp, "client.key")
-            for path, text in ((cert, settings.tls_cert_pem), (key, settings.tls_key_pem)):
+            for path, text in (
+                (cert, settings.tls_cert_pem),
+                (key, settings.tls_key_pem),
+            ):
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w") as fh:
                     fh.write(text or "")
@@ -253,7 +259,9 @@ class MqttClient:
         self._client = None
         self._connected = threading.Event()
         self._backoff = Backoff(
-            settings.reconnect_min_s, settings.reconnect_max_s, settings.reconnect_factor
+            settings.reconnect_min_s,
+            settings.reconnect_max_s,
+            settings.reconnect_factor,
         )
 
     # -- public API -------------------------------------------------------
@@ -286,7 +294,7 @@ class MqttClient:
         return self._connected.wait(timeout)
 
     def set_subscriptions(self, filters):
-        """Make the subscribed set exactly ``filters`` (applied now and on every connect)."""
+        """Subscribe exactly ``filters``: applied now and again on every connect."""
         qos = self.settings.qos
         with self._sub_lock:
             wanted = {f: qos for f in filters}

@@ -13,7 +13,9 @@ class WorkshopCase(TransactionCase):
         super().setUpClass()
         cls.env = cls.env(context=dict(cls.env.context, tracking_disable=True))
         cls.user = new_test_user(
-            cls.env, login="owm_user", groups="base.group_user,open_workshop_mqtt.group_user"
+            cls.env,
+            login="owm_user",
+            groups="base.group_user,open_workshop_mqtt.group_user",
         )
         cls.manager = new_test_user(
             cls.env,

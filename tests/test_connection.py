@@ -59,7 +59,10 @@ class TestConnection(WorkshopCase):
             ({"host": "mqtt://x"}, "is not a broker host"),
         ]
         for vals, message in cases:
-            with self.subTest(vals=vals), self.assertRaisesRegex(ValidationError, message):
+            with (
+                self.subTest(vals=vals),
+                self.assertRaisesRegex(ValidationError, message),
+            ):
                 with self.cr.savepoint():
                     self.connection.write(vals)
 

@@ -28,12 +28,18 @@ class TestDeviceRules(WorkshopCase):
             ({"stop_debounce_s": -0.5}, "delays cannot be negative"),
             ({"message_timeout_s": 0}, "silence timeout must be more than 0"),
             ({"poll_interval_s": -1}, "poll interval cannot be negative"),
-            ({"poll_interval_s": 30, "message_timeout_s": 20}, "timed out between polls"),
+            (
+                {"poll_interval_s": 30, "message_timeout_s": 20},
+                "timed out between polls",
+            ),
             ({"max_msg_rate": 0}, "at least 1/s"),
             ({"standby_threshold_w": float("nan")}, "must be numbers"),
         ]
         for vals, message in cases:
-            with self.subTest(vals=vals), self.assertRaisesRegex(ValidationError, message):
+            with (
+                self.subTest(vals=vals),
+                self.assertRaisesRegex(ValidationError, message),
+            ):
                 with self.cr.savepoint():
                     self.device.write(vals)
 
@@ -51,7 +57,10 @@ class TestDeviceRules(WorkshopCase):
             ("shelly/", "must not start or end with '/'"),
             ("$SYS/broker", "start with '\\$'"),
         ]:
-            with self.subTest(prefix=prefix), self.assertRaisesRegex(ValidationError, message):
+            with (
+                self.subTest(prefix=prefix),
+                self.assertRaisesRegex(ValidationError, message),
+            ):
                 with self.cr.savepoint():
                     self.device.topic_prefix = prefix
         self.device.topic_prefix = "  shelly/ug/heizraum/trockner  "
@@ -85,11 +94,19 @@ class TestDeviceRules(WorkshopCase):
         device.topic_pattern = "workshop/#"
 
     def test_prefix_is_unique_per_broker(self):
-        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.cr.savepoint():
+        with (
+            mute_logger("odoo.sql_db"),
+            self.assertRaises(IntegrityError),
+            self.cr.savepoint(),
+        ):
             self.make_device("Twin", self.device.topic_prefix)
         other = self.connection.copy({"name": "Second broker"})
         twin = self.env["mqtt.device"].create(
-            {"name": "Twin", "connection_id": other.id, "topic_prefix": self.device.topic_prefix}
+            {
+                "name": "Twin",
+                "connection_id": other.id,
+                "topic_prefix": self.device.topic_prefix,
+            }
         )
         self.assertEqual(twin.connection_id, other)
 
@@ -125,7 +142,9 @@ class TestDeviceRules(WorkshopCase):
         self.assertFalse(fresh.exists())
 
     def test_confirm_discovered_device(self):
-        found = self.make_device("shellypmminig3-found", "shellypmminig3-found", active=False)
+        found = self.make_device(
+            "shellypmminig3-found", "shellypmminig3-found", active=False
+        )
         found.discovery_state = "discovered"
         found.action_confirm_discovered()
         self.assertTrue(found.active)

@@ -54,7 +54,11 @@ class TestSecurity(WorkshopCase):
             device.unlink()
         with self.assertRaises(AccessError):
             self.env["mqtt.session"].with_user(self.user).create(
-                {"device_id": self.device.id, "start_ts": 1.0, "start_time": "2026-01-01"}
+                {
+                    "device_id": self.device.id,
+                    "start_ts": 1.0,
+                    "start_time": "2026-01-01",
+                }
             )
 
     def test_manager_configures_machines(self):
@@ -72,7 +76,11 @@ class TestSecurity(WorkshopCase):
         )
         session = self.make_session(self.device, 1_780_000_000.0)
         self.env["mqtt.message"].create(
-            {"device_id": self.device.id, "company_id": self.env.company.id, "topic": "t"}
+            {
+                "device_id": self.device.id,
+                "company_id": self.env.company.id,
+                "topic": "t",
+            }
         )
         for model in ("mqtt.connection", "mqtt.device", "mqtt.session", "mqtt.message"):
             with self.subTest(model=model):
@@ -85,7 +93,9 @@ class TestSecurity(WorkshopCase):
         )
 
     def test_demo_users_have_their_groups(self):
-        staff = self.env.ref("open_workshop_mqtt.demo_user_staff", raise_if_not_found=False)
+        staff = self.env.ref(
+            "open_workshop_mqtt.demo_user_staff", raise_if_not_found=False
+        )
         if not staff:
             self.skipTest("demo data not installed")
         self.assertTrue(staff.has_group("open_workshop_mqtt.group_user"))

@@ -44,20 +44,32 @@ class TestSession(WorkshopCase):
 
     def test_device_time_to_datetime(self):
         self.assertEqual(ts_to_datetime(0), datetime(1970, 1, 1))
-        self.assertEqual(ts_to_datetime(1783004880.01), datetime(2026, 7, 2, 15, 8, 0, 10000))
+        self.assertEqual(
+            ts_to_datetime(1783004880.01), datetime(2026, 7, 2, 15, 8, 0, 10000)
+        )
         self.assertFalse(ts_to_datetime(None))
 
     def test_database_allows_one_running_session_per_machine(self):
         self.make_session(self.device, T0)
-        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.cr.savepoint():
+        with (
+            mute_logger("odoo.sql_db"),
+            self.assertRaises(IntegrityError),
+            self.cr.savepoint(),
+        ):
             self.make_session(self.device, T0 + 10)
         # A closed one beside the running one is fine.
-        closed = self.make_session(self.device, T0 - 100, end_ts=T0 - 50, state="closed")
+        closed = self.make_session(
+            self.device, T0 - 100, end_ts=T0 - 50, state="closed"
+        )
         self.assertEqual(closed.state, "closed")
 
     def test_database_refuses_a_duplicate_session_start(self):
         self.make_session(self.device, T0, end_ts=T0 + 60, state="closed")
-        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.cr.savepoint():
+        with (
+            mute_logger("odoo.sql_db"),
+            self.assertRaises(IntegrityError),
+            self.cr.savepoint(),
+        ):
             self.make_session(self.device, T0, end_ts=T0 + 90, state="closed")
         other = self.make_device("Other", "shellypmminig3-other")
         self.assertTrue(self.make_session(other, T0))

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Runs every test of open_workshop_mqtt and prints one pytest-style summary.
+#
+#   ./run-tests.sh            lint, pure tests, Odoo tests (incl. browser tour), end-to-end
+#   ./run-tests.sh unit       only the pure tests (no Odoo, no database needed)
+#   ./run-tests.sh odoo e2e   any subset of: lint unit odoo e2e
+#
+# Needs: Odoo 18.0 importable by python3, PostgreSQL (local socket, current
+# user may create databases), the mosquitto binary (tests start their own
+# brokers on free ports; the Odoo tests also use 127.0.0.1:1883), Chromium for
+# the browser tour. Each Odoo stage uses a throwaway database that is dropped.
+set -u
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$ROOT"
+# shellcheck source=tools/find_python.sh
+. "$ROOT/tools/find_python.sh"
+
+STAGES=("$@")
+[ ${#STAGES[@]} -eq 0 ] && STAGES=(lint unit odoo e2e)
+want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+
+missing=()
+PY="$(find_odoo_python)" || PY=""
+if [ -z "$PY" ]; then
+    if want odoo || want e2e; then
+        missing+=("Odoo 18.0: no python3 here can 'import odoo' (install Odoo 18.0 and its requirements)")
+    fi
+    PY="$(command -v python3)"
+fi
+"$PY" -c "import pytest, hypothesis, paho.mqtt" 2>/dev/null ||
+    missing+=("Python test tools: run '$PY -m pip install -r requirements-test.txt'")
+if want odoo || want e2e; then
+    "$PY" -c "import psycopg2; psycopg2.connect(dbname='postgres').close()" 2>/dev/null ||
+        missing+=("PostgreSQL: cannot connect to the local server as '$(id -un)' (is it running?)")
+    command -v mosquitto >/dev/null 2>&1 || missing+=("Mosquitto: the 'mosquitto' binary is not installed")
+    port_open 127.0.0.1 1883 || missing+=("Mosquitto: nothing listens on 127.0.0.1:1883 (start: mosquitto -d)")
+fi
+if want odoo; then
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
+        command -v google-chrome >/dev/null 2>&1 ||
+        missing+=("Chromium: needed for the browser tour (apt-get install chromium)")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "Cannot run the tests, missing:" >&2
+    printf '  - %s\n' "${missing[@]}" >&2
+    exit 2
+fi
+
+WORK="$(mktemp -d -t owm-tests-XXXXXX)"
+ADDONS="$WORK/addons"
+mkdir -p "$ADDONS"
+# The technical name is open_workshop_mqtt whatever this checkout's folder is called.
+ln -s "$ROOT" "$ADDONS/open_workshop_mqtt"
+ODOO_ADDONS="$("$PY" -c 'import odoo.addons, os; print(",".join(p for p in odoo.addons.__path__ if os.path.isdir(p)))')"
+export OWM_PYTHON="$PY" OWM_ADDONS_PATH="$ODOO_ADDONS,$ADDONS" OWM_ROOT="$ROOT"
+DB="owm_test_$(date +%Y%m%d%H%M%S)_$$"
+cleanup() {
+    "$PY" - "$DB" <<'EOF' 2>/dev/null
+import sys, psycopg2
+conn = psycopg2.connect(dbname="postgres"); conn.autocommit = True
+conn.cursor().execute('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % sys.argv[1])
+EOF
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PASSED=0
+FAILED=0
+REPORT=()
+record() { # stage passed failed
+    PASSED=$((PASSED + $2))
+    FAILED=$((FAILED + $3))
+    REPORT+=("$(printf '%-5s %4d passed, %d failed' "$1" "$2" "$3")")
+}
+
+pytest_stage() { # name, pytest args...
+    local name="$1"; shift
+    local xml="$WORK/$name.xml"
+    "$PY" -m pytest -p no:cacheprovider --junitxml="$xml" "$@"
+    local rc=$?
+    if [ -f "$xml" ]; then
+        read -r p f < <("$PY" - "$xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+t = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skip = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - bad - skip, bad)
+EOF
+)
+    else
+        p=0; f=1
+    fi
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    record "$name" "$p" "$f"
+}
+
+if want lint; then
+    echo "== lint: ruff, pylint-odoo"
+    lint_fail=0
+    "$PY" -m ruff check . || lint_fail=1
+    "$PY" -m ruff format --check . || lint_fail=1
+    # pylint-odoo reads the manifest from the addon folder: lint the linked copy.
+    (cd "$ADDONS" && "$PY" -m pylint --rcfile="$ROOT/.pylintrc-mandatory" open_workshop_mqtt) ||
+        lint_fail=1
+    record lint $((1 - lint_fail)) "$lint_fail"
+fi
+
+if want unit; then
+    echo "== unit: pure core, no Odoo"
+    pytest_stage unit -q tests/unit
+fi
+
+if want odoo; then
+    echo "== odoo: Odoo tests on database $DB (browser tour included)"
+    PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    LOG="$WORK/odoo-tests.log"
+    "$PY" -m odoo -d "$DB" -i open_workshop_mqtt --addons-path="$OWM_ADDONS_PATH" \
+        --test-enable --test-tags=/open_workshop_mqtt --stop-after-init \
+        --http-port="$PORT" --http-interface=127.0.0.1 --log-level=test \
+        --max-cron-threads=0 --data-dir="$WORK/data" >"$LOG" 2>&1
+    rc=$?
+    grep -E "(ERROR|CRITICAL|FAIL:|Traceback)" "$LOG" | grep -v "odoo.sql_db: bad query" | head -100
+    result="$(grep -oE '[0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ tests' "$LOG" | tail -1)"
+    if [ -z "$result" ]; then
+        echo "Odoo test run produced no result line (exit $rc); last log lines:"
+        tail -30 "$LOG"
+        record odoo 0 1
+    else
+        read -r f e t < <(echo "$result" | sed -E 's/([0-9]+) failed, ([0-9]+) error\(s\) of ([0-9]+) tests/\1 \2 \3/')
+        bad=$((f + e))
+        # An error logged outside a test (e.g. at install) fails the run too.
+        if [ "$bad" -eq 0 ] && grep -qE " (ERROR|CRITICAL) " "$LOG"; then
+            grep -E " (ERROR|CRITICAL) " "$LOG" | head -5
+            bad=1
+        fi
+        record odoo $((t - f - e)) "$bad"
+    fi
+fi
+
+if want e2e; then
+    echo "== e2e: real odoo server processes, real Mosquitto"
+    pytest_stage e2e -q -x tests/e2e
+fi
+
+echo
+printf '%s\n' "${REPORT[@]}"
+echo "================ $PASSED passed, $FAILED failed ================"
+[ "$FAILED" -eq 0 ]
