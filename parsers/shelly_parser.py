@@ -87,6 +87,29 @@ def reply_route(payload):
     return None
 
 
+def _merge_energy(state, value):
+    if type(value) is dict:
+        if "total" in value:  # else only by_minute moved: keep the total
+            total = value["total"]
+            if total is None:
+                state.pop("aenergy", None)
+            else:
+                state["aenergy"] = {"total": energy(total, "aenergy.total")}
+    elif value is None:
+        state.pop("aenergy", None)
+    else:
+        raise UnexpectedShape("aenergy must be an object")
+
+
+def _merge_errors(state, value):
+    if value is None or value == []:
+        state.pop("errors", None)
+    elif type(value) is list and all(type(e) is str for e in value):
+        state["errors"] = list(value)
+    else:
+        raise UnexpectedShape("errors must be a list of strings", "invalid_errors")
+
+
 class ShellyGen2Parser:
     """Parser for one Gen2/Gen3 device and one of its metering components."""
 
@@ -262,28 +285,9 @@ class ShellyGen2Parser:
                 else:
                     state[key] = number(value, key)
         if "aenergy" in comp:
-            value = comp["aenergy"]
-            if type(value) is dict:
-                if "total" in value:  # else only by_minute moved: keep total
-                    total = value["total"]
-                    if total is None:
-                        state.pop("aenergy", None)
-                    else:
-                        state["aenergy"] = {"total": energy(total, "aenergy.total")}
-            elif value is None:
-                state.pop("aenergy", None)
-            else:
-                raise UnexpectedShape("aenergy must be an object")
+            _merge_energy(state, comp["aenergy"])
         if "errors" in comp:
-            value = comp["errors"]
-            if value is None or value == []:
-                state.pop("errors", None)
-            elif type(value) is list and all(type(e) is str for e in value):
-                state["errors"] = list(value)
-            else:
-                raise UnexpectedShape(
-                    "errors must be a list of strings", "invalid_errors"
-                )
+            _merge_errors(state, comp["errors"])
         if "errors" in state:
             # A failing meter's power is untrusted: do not hold it either.
             state.pop("apower", None)
