@@ -151,8 +151,8 @@ class ShellyGen2Parser:
                 if rest == "rpc":
                     raise NotAReading("RPC request sent to the device", "rpc_request")
                 raise NotAReading(f"sub-topic {rest!r} has no reading", "other_topic")
-            if topic.endswith("/rpc"):
-                return self._reply(payload, received_at)
+            if topic.endswith("/rpc") and not topic.endswith("/events/rpc"):
+                return self._reply(payload, received_at)  # on "<caller src>/rpc"
             raise NotAReading(
                 f"topic {topic!r} is not under the prefix", "foreign_topic"
             )
