@@ -15,7 +15,7 @@ PARSER_TYPES = {
     "generic_json": "Generic JSON path or plain number",
 }
 
-_GENERIC_OPTIONS = ("power_path", "energy_path", "ts_path")
+_GENERIC_OPTIONS = ("power_path", "energy_path", "ts_path", "energy_scale")
 
 
 def _check_type(parser_type):

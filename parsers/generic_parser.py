@@ -58,8 +58,16 @@ class GenericJsonParser:
         energy_path=None,
         ts_path=None,
         limits=DEFAULT_LIMITS,
+        *,
+        energy_scale=1.0,
     ):
+        """``energy_scale`` turns the counter into Wh (Tasmota's Total is kWh: 1000)."""
         validate_filter(topic_filter)
+        if type(energy_scale) not in (int, float) or not 0 < energy_scale < 1e9:
+            raise ValueError(
+                f"energy_scale must be a positive number: {energy_scale!r}"
+            )
+        self._energy_scale = float(energy_scale)
         self.topic_filter = topic_filter
         self._wildcard = has_wildcard(topic_filter)
         self._power_path = compile_path(power_path)
@@ -98,7 +106,7 @@ class GenericJsonParser:
             if self._energy_path:
                 raw = resolve(doc, self._energy_path)
                 if raw is not _MISSING and raw is not None:
-                    wh = energy(raw)
+                    wh = energy(raw) * self._energy_scale
             if self._ts_path:
                 raw = resolve(doc, self._ts_path)
                 if raw is not _MISSING and raw is not None:
