@@ -33,7 +33,7 @@ _INF = math.inf
 _NINF = -math.inf
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     """Machine state; a ``str`` so it can be written to a selection field as is."""
 
     IDLE = "idle"
@@ -41,9 +41,6 @@ class State(str, enum.Enum):
     STANDBY = "standby"
     WORKING = "working"
     STOPPING = "stopping"
-
-    def __str__(self):
-        return self.value
 
 
 _IDLE = State.IDLE
@@ -139,7 +136,7 @@ class SessionClosed:
     summary: SessionSummary
 
 
-# Internal time fields kept at +-inf for cheap comparisons, None in snapshots.
+# Internal times kept at -inf until first set (cheap comparisons), None in snapshots.
 _INF_FIELDS = ("_last_ts", "_last_act", "_now", "_floor")
 _SNAP_FIELDS = _INF_FIELDS + (
     "_power",
@@ -192,9 +189,11 @@ class SessionStateMachine:
     def feed(self, ts, power_w, energy_wh=None):
         """Process one reading; stale or duplicate readings change nothing."""
         try:
-            ok = _NINF < ts < _INF and _NINF < power_w < _INF
-            if energy_wh is not None:
-                ok = ok and _NINF < energy_wh < _INF
+            ok = (
+                _NINF < ts < _INF
+                and _NINF < power_w < _INF
+                and (energy_wh is None or _NINF < energy_wh < _INF)
+            )
         except TypeError:
             ok = False
         if not ok:
@@ -209,51 +208,17 @@ class SessionStateMachine:
             self._advance(ts, ev)
         st = self._state
         if energy_wh is not None:
-            if st is not _IDLE:
-                if self._e_start is None:
-                    self._e_start = energy_wh
-                elif energy_wh < self._e_held:
-                    self._e_bad = True
-            self._e_held = energy_wh
-        if st is _IDLE:
+            self._count(st, energy_wh)
+        if st is not _IDLE:
+            self._feed_active(st, ts, power_w, ev)
+        else:
             self._power = power_w
             if power_w >= self._sb_th:
                 self._begin(ts, power_w >= self._wk_th)
                 self._state = _STARTING
                 ev.append(StateChanged(ts, _IDLE, _STARTING, power_w))
-        else:
-            held = self._power
-            if held is not None:
-                self._int_ws += held * (ts - self._int_t)
-            self._int_t = ts
-            self._power = power_w
-            if power_w < self._sb_th:
-                if st is _STARTING:
-                    self._state = _IDLE
-                    ev.append(StateChanged(ts, st, _IDLE, power_w))
-                elif st is not _STOPPING:
-                    if self._wk_from is not None:
-                        self._wk_s += ts - self._wk_from
-                        self._wk_from = None
-                    self._t_stop = ts
-                    self._stop_energy = self._energy_at(ts)
-                    self._state = _STOPPING
-                    ev.append(StateChanged(ts, st, _STOPPING, power_w))
-            elif power_w >= self._wk_th:
-                if self._wk_from is None:
-                    self._wk_from = ts
-                if st is _STANDBY or st is _STOPPING:
-                    self._state = _WORKING
-                    ev.append(StateChanged(ts, st, _WORKING, power_w))
-            else:
-                if self._wk_from is not None:
-                    self._wk_s += ts - self._wk_from
-                    self._wk_from = None
-                if st is _WORKING or st is _STOPPING:
-                    self._state = _STANDBY
-                    ev.append(StateChanged(ts, st, _STANDBY, power_w))
         self._last_ts = self._last_act = self._floor = ts
-        if ts > self._now:  # noqa: PLR1730 (hot path: max() costs a call)
+        if ts > self._now:  # not max(): this is the hot path
             self._now = ts
         self._set_deadline()
         if self._next_dl <= self._now:
@@ -405,6 +370,50 @@ class SessionStateMachine:
             self._advance(t, ev)
         self._now = t
         return t, ev
+
+    def _count(self, st, energy_wh):
+        """Track the meter counter; a decrease inside a session is a reset."""
+        if st is not _IDLE:
+            if self._e_start is None:
+                self._e_start = energy_wh
+            elif energy_wh < self._e_held:
+                self._e_bad = True
+        self._e_held = energy_wh
+
+    def _feed_active(self, st, ts, power_w, ev):
+        """A reading while starting or in a session: integrate, then move."""
+        held = self._power
+        if held is not None:
+            self._int_ws += held * (ts - self._int_t)
+        self._int_t = ts
+        self._power = power_w
+        if power_w < self._sb_th:
+            if st is _STARTING:
+                self._state = _IDLE
+                ev.append(StateChanged(ts, st, _IDLE, power_w))
+            elif st is not _STOPPING:
+                self._end_working(ts)
+                self._t_stop = ts
+                self._stop_energy = self._energy_at(ts)
+                self._state = _STOPPING
+                ev.append(StateChanged(ts, st, _STOPPING, power_w))
+        elif power_w >= self._wk_th:
+            if self._wk_from is None:
+                self._wk_from = ts
+            if st is _STANDBY or st is _STOPPING:
+                self._state = _WORKING
+                ev.append(StateChanged(ts, st, _WORKING, power_w))
+        else:
+            self._end_working(ts)
+            if st is _WORKING or st is _STOPPING:
+                self._state = _STANDBY
+                ev.append(StateChanged(ts, st, _STANDBY, power_w))
+
+    def _end_working(self, t):
+        """Close the open working segment (if any) at t."""
+        if self._wk_from is not None:
+            self._wk_s += t - self._wk_from
+            self._wk_from = None
 
     def _begin(self, t, working):
         """Reset the per-session accumulators at a (pending) session start."""
