@@ -18,7 +18,9 @@ from parsers import (
 )
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
-SEEDS = [path.read_bytes() for path in sorted(FIXTURES.iterdir()) if path.is_file()]
+SEEDS = [
+    p.read_bytes() for p in sorted(FIXTURES.iterdir()) if p.suffix in (".json", ".txt")
+]
 LIMITS = Limits()
 P = "shelly/ug/saw"
 TOPICS = [
