@@ -6,7 +6,7 @@ this maps them to a parser object without the model importing each class.
 
 from . import gen1_parser, generic_parser, shelly_parser
 from .topic_filter import validate_filter
-from .values import DEFAULT_LIMITS
+from .values import DEFAULT_LIMITS, Limits
 
 # parser_type -> human label (usable as an Odoo selection).
 PARSER_TYPES = {
@@ -33,13 +33,13 @@ def _require(value, name, parser_type):
 
 
 def make_parser(
-    parser_type,
+    parser_type: str,
     *,
-    prefix=None,
-    topic_filter=None,
-    component=None,
-    options=None,
-    limits=None,
+    prefix: str | None = None,
+    topic_filter: str | None = None,
+    component: str | None = None,
+    options: dict | None = None,
+    limits: Limits | None = None,
 ):
     """A fresh per-device parser; ValueError with a clear reason if misconfigured."""
     _check_type(parser_type)
@@ -71,7 +71,9 @@ def make_parser(
     return cls(prefix, limits=limits)
 
 
-def subscriptions_for(parser_type, *, prefix=None, topic_filter=None):
+def subscriptions_for(
+    parser_type: str, *, prefix: str | None = None, topic_filter: str | None = None
+) -> list[str]:
     """Topic filters the bridge must subscribe for one device."""
     _check_type(parser_type)
     if parser_type == "generic_json":

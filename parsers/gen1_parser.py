@@ -15,10 +15,18 @@ from .exceptions import (
 from .reading import TS_RECEIVED, Reading
 from .shelly_parser import split_component
 from .topic_filter import validate_topic
-from .values import DEFAULT_LIMITS, energy, load_json, number, online_flag, power
+from .values import (
+    DEFAULT_LIMITS,
+    Limits,
+    energy,
+    load_json,
+    number,
+    online_flag,
+    power,
+)
 
 
-def subscriptions(prefix):
+def subscriptions(prefix: str) -> list[str]:
     """Gen1 spreads a device over many sub-topics: take them all."""
     validate_topic(prefix)
     return [f"{prefix}/#"]
@@ -30,7 +38,9 @@ class ShellyGen1Parser:
     # Gen1 never sends device time; kept for the same interface as Gen2.
     clock_offset = None
 
-    def __init__(self, prefix, component="relay:0", limits=DEFAULT_LIMITS):
+    def __init__(
+        self, prefix: str, component: str = "relay:0", limits: Limits = DEFAULT_LIMITS
+    ):
         validate_topic(prefix)
         kind, index = split_component(component)
         if kind not in ("relay", "emeter"):
@@ -49,10 +59,10 @@ class ShellyGen1Parser:
         self._power = None
         self._energy = None
 
-    def subscriptions(self):
+    def subscriptions(self) -> list[str]:
         return subscriptions(self.prefix)
 
-    def parse(self, topic, payload, received_at):
+    def parse(self, topic: str, payload: bytes | str, received_at: float) -> Reading:
         """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
         try:
             if topic == self._power_topic:
@@ -100,10 +110,10 @@ class ShellyGen1Parser:
             raise InvalidValue("payload is not a number", "not_a_number") from None
         return number(value, "payload")
 
-    def snapshot(self):
+    def snapshot(self) -> dict:
         return {"power_w": self._power, "energy_wh": self._energy}
 
-    def restore(self, state):
+    def restore(self, state: dict) -> None:
         """Take back a :meth:`snapshot`; invalid values are dropped, not raised."""
         state = state if type(state) is dict else {}
         try:

@@ -13,7 +13,7 @@ from .exceptions import (
 )
 from .reading import TS_DEVICE, TS_RECEIVED, Reading
 from .topic_filter import has_wildcard, topic_matches, validate_filter
-from .values import DEFAULT_LIMITS, device_time, energy, load_json, power
+from .values import DEFAULT_LIMITS, Limits, device_time, energy, load_json, power
 
 _MISSING = object()
 
@@ -53,13 +53,13 @@ class GenericJsonParser:
 
     def __init__(
         self,
-        topic_filter,
-        power_path="power",
-        energy_path=None,
-        ts_path=None,
-        limits=DEFAULT_LIMITS,
+        topic_filter: str,
+        power_path: str = "power",
+        energy_path: str | None = None,
+        ts_path: str | None = None,
+        limits: Limits = DEFAULT_LIMITS,
         *,
-        energy_scale=1.0,
+        energy_scale: float = 1.0,
     ):
         """``energy_scale`` turns the counter into Wh (Tasmota's Total is kWh: 1000)."""
         validate_filter(topic_filter)
@@ -75,10 +75,10 @@ class GenericJsonParser:
         self._ts_path = compile_path(ts_path) if ts_path else None
         self.limits = limits
 
-    def subscriptions(self):
+    def subscriptions(self) -> list[str]:
         return [self.topic_filter]
 
-    def parse(self, topic, payload, received_at):
+    def parse(self, topic: str, payload: bytes | str, received_at: float) -> Reading:
         """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
         try:
             return self._parse(topic, payload, received_at)
@@ -131,8 +131,8 @@ class GenericJsonParser:
             source="status",
         )
 
-    def snapshot(self):
+    def snapshot(self) -> dict:
         return {}
 
-    def restore(self, state):
+    def restore(self, state: dict) -> None:
         """Stateless: nothing to take back."""

@@ -14,6 +14,7 @@ from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
 from .topic_filter import validate_topic
 from .values import (
     DEFAULT_LIMITS,
+    Limits,
     device_time,
     energy,
     load_object,
@@ -34,7 +35,7 @@ _PLAIN_KEYS = ("voltage", "current")
 _STATUS_KEYS = ("apower", "aenergy", "voltage", "current", "output", "errors")
 
 
-def split_component(component):
+def split_component(component: str) -> tuple[str, int]:
     """``"pm1:0"`` -> ``("pm1", 0)``; ValueError for anything else."""
     kind, sep, index = component.partition(":") if type(component) is str else "::"
     if not (sep and kind and index.isdigit() and index.isascii()):
@@ -42,7 +43,7 @@ def split_component(component):
     return kind, int(index)
 
 
-def subscriptions(prefix):
+def subscriptions(prefix: str) -> list[str]:
     """Topic filters the bridge subscribes for one Gen2+ device.
 
     RPC replies arrive on ``<bridge src>/rpc``, which the bridge subscribes
@@ -52,7 +53,7 @@ def subscriptions(prefix):
     return [f"{prefix}/events/rpc", f"{prefix}/status/+", f"{prefix}/online"]
 
 
-def poll_request(component, request_id, src):
+def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
     """``("rpc", json)``: publish the JSON on ``<prefix>/rpc`` to poll status."""
     kind, index = split_component(component)
     method = _POLL_METHODS.get(kind)
@@ -68,7 +69,7 @@ def poll_request(component, request_id, src):
     return "rpc", json.dumps(frame, separators=(",", ":"))
 
 
-def reply_route(payload):
+def reply_route(payload) -> tuple[int, str] | None:
     """``(request_id, device_src)`` of an RPC reply frame, else None.
 
     Lets the bridge find which device a reply on its own ``<src>/rpc`` topic
@@ -113,7 +114,9 @@ def _merge_errors(state, value):
 class ShellyGen2Parser:
     """Parser for one Gen2/Gen3 device and one of its metering components."""
 
-    def __init__(self, prefix, component="pm1:0", limits=DEFAULT_LIMITS):
+    def __init__(
+        self, prefix: str, component: str = "pm1:0", limits: Limits = DEFAULT_LIMITS
+    ):
         validate_topic(prefix)
         split_component(component)
         self.prefix = prefix
@@ -126,7 +129,7 @@ class ShellyGen2Parser:
         self._device_id = None
 
     @property
-    def clock_offset(self):
+    def clock_offset(self) -> float | None:
         """Device clock minus receive clock (s), None until learned."""
         return self._clock_offset
 
@@ -134,10 +137,10 @@ class ShellyGen2Parser:
     def clock_offset(self, value):
         self._clock_offset = offset_or_none(value)
 
-    def subscriptions(self):
+    def subscriptions(self) -> list[str]:
         return subscriptions(self.prefix)
 
-    def parse(self, topic, payload, received_at):
+    def parse(self, topic: str, payload: bytes | str, received_at: float) -> Reading:
         """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
         try:
             if topic.startswith(self._prefix_slash):
@@ -333,7 +336,7 @@ class ShellyGen2Parser:
             source=source,
         )
 
-    def snapshot(self):
+    def snapshot(self) -> dict:
         """Primitives to persist, so a restarted runtime merges deltas on."""
         status = dict(self._status)
         if "aenergy" in status:
@@ -347,7 +350,7 @@ class ShellyGen2Parser:
             "device_id": self._device_id,
         }
 
-    def restore(self, state):
+    def restore(self, state: dict) -> None:
         """Take back a :meth:`snapshot`; invalid parts are dropped, not raised.
 
         A corrupt snapshot must not stop a device from being read: the worst

@@ -26,7 +26,7 @@ def _check_common(text, what):
             )
 
 
-def validate_filter(topic_filter):
+def validate_filter(topic_filter: str) -> None:
     """Raise ValueError with a clear reason when the filter is not valid MQTT."""
     _check_common(topic_filter, "topic filter")
     levels = topic_filter.split("/")
@@ -47,7 +47,7 @@ def validate_filter(topic_filter):
             )
 
 
-def validate_topic(topic):
+def validate_topic(topic: str) -> None:
     """Raise ValueError unless ``topic`` is a valid topic name (no wildcards)."""
     _check_common(topic, "topic name")
     if "+" in topic or "#" in topic:
@@ -56,11 +56,11 @@ def validate_topic(topic):
         )
 
 
-def has_wildcard(topic_filter):
+def has_wildcard(topic_filter: str) -> bool:
     return "+" in topic_filter or "#" in topic_filter
 
 
-def topic_matches(topic_filter, topic):
+def topic_matches(topic_filter: str, topic: str) -> bool:
     """True when ``topic`` matches the (valid) ``topic_filter``."""
     if "+" not in topic_filter and "#" not in topic_filter:
         return topic_filter == topic
@@ -102,17 +102,17 @@ class TopicRouter:
     def __init__(self):
         self.clear()
 
-    def clear(self):
+    def clear(self) -> None:
         self._exact = {}
         self._root = _Node()
         self._wild = 0
         self._count = 0
         self._seq = 0
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self._count
 
-    def add(self, topic_filter, value):
+    def add(self, topic_filter: str, value) -> None:
         """Register ``value`` under ``topic_filter`` (a no-op if already there)."""
         validate_filter(topic_filter)
         if not has_wildcard(topic_filter):
@@ -140,7 +140,7 @@ class TopicRouter:
             if has_wildcard(topic_filter):
                 self._wild += 1
 
-    def remove(self, topic_filter, value):
+    def remove(self, topic_filter: str, value) -> bool:
         """Unregister; returns False when the pair was not registered."""
         if not has_wildcard(topic_filter):
             slot = self._exact.get(topic_filter)
@@ -180,7 +180,7 @@ class TopicRouter:
                 del parent.children[level]
         return True
 
-    def match(self, topic):
+    def match(self, topic: str) -> list:
         """All values whose filter matches ``topic``."""
         exact = self._exact.get(topic)
         if not self._wild:
