@@ -252,7 +252,10 @@ class SessionStateMachine:
         return ev
 
     def manual_start(self, ts):
-        """Open a session at once (no-op if one is open); counts as activity."""
+        """Open a session at once (no-op if one is open); counts as activity.
+
+        During ``starting`` the session keeps ``start_time = t_start``.
+        """
         t, ev = self._input(ts)
         st = self._state
         if st is _IDLE:
@@ -278,7 +281,10 @@ class SessionStateMachine:
         return ev
 
     def reconfigure(self, config):
-        """Swap thresholds on a running machine (see the module docstring)."""
+        """Swap thresholds on a running machine; an open session continues.
+
+        See ``services/session_detector.py`` for what happens to pending deadlines.
+        """
         if not isinstance(config, DetectorConfig):
             raise TypeError(f"config must be a DetectorConfig, got {config!r}")
         self._cfg = config
