@@ -19,7 +19,14 @@ from .gen1_parser import ShellyGen1Parser
 from .generic_parser import GenericJsonParser
 from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
 from .shelly_parser import ShellyGen2Parser, poll_request, reply_route
-from .topic_filter import TopicRouter, topic_matches, validate_filter, validate_topic
+from .topic_filter import (
+    TopicRouter,
+    filter_covers,
+    minimal_filters,
+    topic_matches,
+    validate_filter,
+    validate_topic,
+)
 from .values import Limits
 
 __all__ = [
@@ -41,7 +48,9 @@ __all__ = [
     "ShellyGen2Parser",
     "TopicRouter",
     "UnexpectedShape",
+    "filter_covers",
     "make_parser",
+    "minimal_filters",
     "poll_request",
     "reply_route",
     "subscriptions_for",

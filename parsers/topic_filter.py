@@ -79,6 +79,75 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     return len(flevels) == ntopic
 
 
+def filter_covers(a: str, b: str) -> bool:
+    """True when every topic that matches filter ``b`` also matches filter ``a``.
+
+    Exact MQTT semantics: ``+`` is one level (also an empty one), ``#`` is
+    any number of levels including none (``a/#`` matches ``a``), and a filter
+    whose first level is a wildcard never matches a topic starting with ``$``.
+    A filter covers itself. Raises ValueError for an invalid filter.
+    """
+    validate_filter(a)
+    validate_filter(b)
+    return _covers(a.split("/"), b.split("/"))
+
+
+def _covers(alevels, blevels):
+    """``filter_covers`` on split, already validated filters."""
+    if alevels[0] in ("+", "#") and blevels[0][:1] == "$":
+        return False  # b matches only $-topics, which a first wildcard never does
+    nb = len(blevels)
+    for index, alevel in enumerate(alevels):
+        if alevel == "#":
+            return True  # a takes any rest, also none: b's topics all agree so far
+        if index == nb:
+            return False  # b's topics end here; a wants one more level
+        blevel = blevels[index]
+        if blevel == "#":
+            # b takes any rest of >= 0 levels (>= 1 at the top: a topic has a
+            # level), a has no "#" here: only "+/#" at the top takes the same.
+            return index == 0 and alevel == "+" and alevels[1:] == ["#"]
+        if alevel != "+" and alevel != blevel:
+            return False  # a literal covers only the same literal, never "+"
+    return len(alevels) == nb
+
+
+def minimal_filters(filters) -> list[str]:
+    """The smallest subscription set that receives exactly the same topics.
+
+    Sorted and deduplicated, without any filter that another one of the set
+    covers (see :func:`filter_covers`). A broker delivers one copy of a
+    message per matching subscription of a client, so overlapping filters
+    would make the bridge read the same message several times. Of filters
+    that cover each other (only ``#`` and ``+/#`` do), the first in sort order
+    stays. Raises ValueError for an invalid filter.
+    """
+    if type(filters) is str:
+        raise ValueError("expected a collection of topic filters, not one string")
+    filters = list(filters)
+    for topic_filter in filters:
+        validate_filter(topic_filter)
+    unique = sorted(set(filters))
+    router = TopicRouter()
+    for topic_filter in unique:
+        router.add(topic_filter, topic_filter)
+    kept = []
+    for b in unique:
+        blevels = b.split("/")
+        # Every filter covering b matches b with its wildcards replaced by one
+        # level no filter contains (NUL is invalid in a filter): candidates.
+        probe = "/".join("\x00" if level in ("+", "#") else level for level in blevels)
+        for a in router.match(probe):
+            if a == b or not _covers(a.split("/"), blevels):
+                continue
+            # a covers b: drop b, unless they cover each other and b sorts first.
+            if a < b or not _covers(blevels, a.split("/")):
+                break
+        else:
+            kept.append(b)
+    return kept
+
+
 class _Node:
     __slots__ = ("children", "hash", "here", "plus")
 

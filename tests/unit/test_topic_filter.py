@@ -1,5 +1,7 @@
-"""MQTT 3.1.1 / 5 topic filters (spec section 4.7 examples) and the TopicRouter."""
+"""MQTT 3.1.1 / 5 topic filters (spec section 4.7 examples), the TopicRouter,
+filter coverage and the minimal subscription set."""
 
+import itertools
 import re
 
 import pytest
@@ -8,6 +10,8 @@ from hypothesis import strategies as st
 
 from parsers.topic_filter import (
     TopicRouter,
+    filter_covers,
+    minimal_filters,
     topic_matches,
     validate_filter,
     validate_topic,
@@ -207,3 +211,145 @@ def test_router_agrees_with_topic_matches(operations, topics):
             if topic_matches(topic_filter, topic) and value not in expected:
                 expected.append(value)
         assert router.match(topic) == expected
+
+
+# -- filter coverage and the minimal subscription set ---------------------------
+
+COVERS = [
+    ("a/#", "a", True),  # "#" also matches the parent level
+    ("a/#", "a/b/c", True),
+    ("a/#", "a/#", True),
+    ("a/#", "a/+/#", True),
+    ("a/+/#", "a/#", False),  # a/# matches "a", a/+/# does not
+    ("a", "a/#", False),
+    ("a/+", "a", False),
+    ("a/+", "a/b", True),
+    ("a/+", "a/", True),  # "+" matches an empty level
+    ("a/+", "a/+/c", False),
+    ("a/+/c", "a/b/c", True),
+    ("a/+/c", "a/+/c", True),
+    ("a/b/c", "a/+/c", False),
+    ("a/b", "a/c", False),
+    ("+", "#", False),
+    ("+", "/", False),
+    ("+/+", "/", True),
+    ("#", "a/#", True),
+    ("#", "+", True),
+    ("#", "#", True),
+    ("#", "a/$SYS", True),  # "$" only matters in the first level
+    ("+/$x", "a/$x", True),
+    ("+/#", "#", True),  # a topic has at least one level: the same set
+    ("#", "+/#", True),
+    ("+/+/#", "#", False),
+    ("+/+/#", "+/#", False),
+    ("#", "$SYS/x", False),  # a first-level wildcard never matches "$" topics
+    ("#", "$SYS/#", False),
+    ("+/#", "$SYS", False),
+    ("+/x", "$SYS/x", False),
+    ("$SYS/#", "$SYS/x", True),
+    ("$SYS/#", "$SYS", True),
+    ("$SYS/+", "$SYS/#", False),
+    ("$SYS/#", "+/#", False),
+    ("+/events/rpc", "x/events/rpc", True),
+    ("+/events/rpc", "+/+/rpc", False),
+    ("+/+/rpc", "+/events/rpc", True),
+    ("shellies/x/#", "shellies/x/status/+", True),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), COVERS)
+def test_filter_covers(a, b, expected):
+    assert filter_covers(a, b) is expected
+
+
+MINIMAL = [
+    ({"a/b/c", "a/+/c", "x/events/rpc", "+/events/rpc", "a/#", "a"},
+     ["+/events/rpc", "a/#"]),
+    (set(), []),
+    (["a", "a", "a"], ["a"]),
+    (["a/+", "a"], ["a", "a/+"]),
+    (["+/#", "#"], ["#"]),  # the same topics: the first in sort order stays
+    (["+/#", "$SYS/x", "$SYS/#"], ["$SYS/#", "+/#"]),
+    (["#", "a", "$SYS/x", "+/y"], ["#", "$SYS/x"]),
+    (["p/events/rpc", "p/status/+", "p/online", "owm/rpc", "+/events/rpc"],
+     ["+/events/rpc", "owm/rpc", "p/online", "p/status/+"]),
+    # A Gen1 and a Gen2 parser on one prefix: the Gen1 "#" takes it all.
+    (("shellies/x/#", "shellies/x/events/rpc", "shellies/x/online"),
+     ["shellies/x/#"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("filters", "expected"), MINIMAL)
+def test_minimal_filters(filters, expected):
+    assert minimal_filters(filters) == expected
+
+
+def test_minimal_filters_for_many_devices():
+    filters = ["owm-1/rpc"]
+    for index in range(1000):
+        prefix = f"shelly/hall{index % 7}/dev{index}"
+        filters += [f"{prefix}/events/rpc", f"{prefix}/status/+", f"{prefix}/online"]
+    assert minimal_filters(filters) == sorted(filters)
+    filters += ["shelly/+/+/events/rpc", "shelly/hall3/#"]
+    result = minimal_filters(filters)
+    assert len(result) == 1 + 2 + 2 * (1000 - 143)
+    assert "shelly/hall3/#" in result and "shelly/hall3/dev3/online" not in result
+    assert "shelly/hall4/dev4/events/rpc" not in result
+    assert "shelly/hall4/dev4/online" in result
+
+
+@pytest.mark.parametrize(
+    ("call", "args"),
+    [
+        (filter_covers, ("a/#/b", "a")),
+        (filter_covers, ("a", "a+")),
+        (filter_covers, ("a", None)),
+        (minimal_filters, (["a", "b#"],)),
+        (minimal_filters, (["a", None],)),
+        (minimal_filters, ("a/#",)),  # one string is not a set of filters
+    ],
+)
+def test_coverage_rejects_invalid_filters(call, args):
+    with pytest.raises(ValueError):
+        call(*args)
+
+
+# Filter literals, and a fresh level no filter uses: every topic a filter can
+# match has a counterpart built from these (wildcard levels -> "z") that
+# matches the same filters, so "for all topics" is exhaustive over UNIVERSE
+# (topics up to one level longer than the longest filter).
+COVER_LEVEL = st.sampled_from(["a", "b", "", "$s"])
+SMALL_FILTERS = st.builds(
+    lambda levels, tail: "/".join(levels + tail),
+    st.lists(st.one_of(COVER_LEVEL, st.just("+")), min_size=0, max_size=2),
+    st.sampled_from([[], ["#"], ["+"]]),
+).filter(bool)
+UNIVERSE = [
+    "/".join(levels)
+    for size in range(1, 5)
+    for levels in itertools.product(["a", "b", "", "$s", "z"], repeat=size)
+    if levels != ("",)  # the empty string is not a topic name
+]
+
+
+def matched(topic_filter):
+    return {topic for topic in UNIVERSE if topic_matches(topic_filter, topic)}
+
+
+@settings(max_examples=400, deadline=None)
+@given(SMALL_FILTERS, SMALL_FILTERS)
+def test_filter_covers_agrees_with_every_topic(a, b):
+    assert filter_covers(a, b) is matched(b).issubset(matched(a))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(SMALL_FILTERS, max_size=7), st.lists(TOPICS, max_size=10))
+def test_minimal_filters_receive_the_same_topics(filters, topics):
+    result = minimal_filters(filters)
+    assert result == sorted(set(result)) and set(result) <= set(filters)
+    for topic in UNIVERSE + topics:
+        assert any(topic_matches(f, topic) for f in filters) is any(
+            topic_matches(f, topic) for f in result
+        ), topic
+    for a, b in itertools.permutations(result, 2):
+        assert not filter_covers(a, b)
