@@ -104,9 +104,12 @@ def _covers(alevels, blevels):
             return False  # b's topics end here; a wants one more level
         blevel = blevels[index]
         if blevel == "#":
-            # b takes any rest of >= 0 levels (>= 1 at the top: a topic has a
-            # level), a has no "#" here: only "+/#" at the top takes the same.
-            return index == 0 and alevel == "+" and alevels[1:] == ["#"]
+            # b takes any rest of levels, a has no "#" here. A rest of none
+            # would leave "" for "#" and "/#", which is no topic: there b's
+            # rest has >= 1 level, and "+/#" takes exactly that as well.
+            if index == 0 or (index == 1 and blevels[0] == ""):
+                return alevel == "+" and alevels[index + 1 :] == ["#"]
+            return False
         if alevel != "+" and alevel != blevel:
             return False  # a literal covers only the same literal, never "+"
     return len(alevels) == nb
@@ -119,7 +122,8 @@ def minimal_filters(filters) -> list[str]:
     covers (see :func:`filter_covers`). A broker delivers one copy of a
     message per matching subscription of a client, so overlapping filters
     would make the bridge read the same message several times. Of filters
-    that cover each other (only ``#`` and ``+/#`` do), the first in sort order
+    that cover each other (the same topics: ``#`` and ``+/#``, ``/#`` and
+    ``/+/#``, because the empty string is no topic), the first in sort order
     stays. Raises ValueError for an invalid filter.
     """
     if type(filters) is str:

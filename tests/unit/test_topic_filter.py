@@ -242,6 +242,10 @@ COVERS = [
     ("#", "+/#", True),
     ("+/+/#", "#", False),
     ("+/+/#", "+/#", False),
+    ("+/+/#", "/#", True),  # "/#" does not match "", the parent of its "#"
+    ("/+/#", "/#", True),
+    ("/#", "/+/#", True),
+    ("a/+/#", "a/+", True),
     ("#", "$SYS/x", False),  # a first-level wildcard never matches "$" topics
     ("#", "$SYS/#", False),
     ("+/#", "$SYS", False),
@@ -269,6 +273,7 @@ MINIMAL = [
     (["a", "a", "a"], ["a"]),
     (["a/+", "a"], ["a", "a/+"]),
     (["+/#", "#"], ["#"]),  # the same topics: the first in sort order stays
+    (["/+/#", "/#", "/"], ["/#"]),
     (["+/#", "$SYS/x", "$SYS/#"], ["$SYS/#", "+/#"]),
     (["#", "a", "$SYS/x", "+/y"], ["#", "$SYS/x"]),
     (["p/events/rpc", "p/status/+", "p/online", "owm/rpc", "+/events/rpc"],
@@ -318,28 +323,38 @@ def test_coverage_rejects_invalid_filters(call, args):
 # match has a counterpart built from these (wildcard levels -> "z") that
 # matches the same filters, so "for all topics" is exhaustive over UNIVERSE
 # (topics up to one level longer than the longest filter).
-COVER_LEVEL = st.sampled_from(["a", "b", "", "$s"])
+LITERALS = ["a", "b", "", "$s"]
 SMALL_FILTERS = st.builds(
     lambda levels, tail: "/".join(levels + tail),
-    st.lists(st.one_of(COVER_LEVEL, st.just("+")), min_size=0, max_size=2),
+    st.lists(st.sampled_from([*LITERALS, "+"]), min_size=0, max_size=2),
     st.sampled_from([[], ["#"], ["+"]]),
 ).filter(bool)
+ALL_SMALL_FILTERS = sorted(
+    {
+        topic_filter
+        for size in range(3)
+        for levels in itertools.product([*LITERALS, "+"], repeat=size)
+        for tail in ([], ["#"], ["+"])
+        if (topic_filter := "/".join((*levels, *tail)))
+    }
+)
 UNIVERSE = [
     "/".join(levels)
     for size in range(1, 5)
-    for levels in itertools.product(["a", "b", "", "$s", "z"], repeat=size)
+    for levels in itertools.product([*LITERALS, "z"], repeat=size)
     if levels != ("",)  # the empty string is not a topic name
 ]
 
 
-def matched(topic_filter):
-    return {topic for topic in UNIVERSE if topic_matches(topic_filter, topic)}
-
-
-@settings(max_examples=400, deadline=None)
-@given(SMALL_FILTERS, SMALL_FILTERS)
-def test_filter_covers_agrees_with_every_topic(a, b):
-    assert filter_covers(a, b) is matched(b).issubset(matched(a))
+def test_filter_covers_agrees_with_every_topic_for_every_small_filter():
+    """All 85 x 85 pairs of filters up to 3 levels, against all 779 topics."""
+    assert (len(ALL_SMALL_FILTERS), len(UNIVERSE)) == (85, 779)
+    matched = {
+        f: frozenset(t for t in UNIVERSE if topic_matches(f, t))
+        for f in ALL_SMALL_FILTERS
+    }
+    for a, b in itertools.product(ALL_SMALL_FILTERS, repeat=2):
+        assert filter_covers(a, b) is matched[b].issubset(matched[a]), (a, b)
 
 
 @settings(max_examples=200, deadline=None)
