@@ -1,7 +1,10 @@
-"""ShellyGen2Parser: own fixtures per message kind, delta merging, time, rejections."""
+"""ShellyGen2Parser, one frame at a time: own fixtures, topics, replies, rejections.
+
+State across frames (delta merging, device clock, snapshots) is in
+test_shelly_state.py.
+"""
 
 import json
-import math
 import pathlib
 
 import pytest
@@ -180,73 +183,7 @@ def test_poll_request_matches_the_request_fixture():
     assert json.loads(payload) == json.loads(pm("rpc_request_pm1_getstatus.json"))
 
 
-# -- delta merging ------------------------------------------------------------
-
-
-def test_voltage_only_delta_keeps_power(parser):
-    parser.parse(EV, notify({"apower": 100.0, "voltage": 230.0}), R)
-    reading = parser.parse(EV, notify({"voltage": 231.5}, ts=1752840170.0), R + 10)
-    assert vals(reading, "power_w voltage_v ts") == (100.0, 231.5, 1752840170.0)
-
-
-def test_counts_only_delta_is_a_sign_of_life_at_the_new_time(parser):
-    parser.parse(EV, notify({"apower": 100.0}), R)
-    reading = parser.parse(EV, notify({"counts": {"on_time": 5}}, ts=1752840999.5), R)
-    assert vals(reading, "power_w ts") == (100.0, 1752840999.5)
-
-
-def test_null_removes_a_field(parser):
-    parser.parse(
-        EV, notify({"apower": 1.0, "voltage": 230.0, "aenergy": {"total": 5}}), R
-    )
-    reading = parser.parse(EV, notify({"voltage": None}), R)
-    assert vals(reading, "voltage_v energy_wh") == (None, 5.0)
-    assert parser.parse(EV, notify({"aenergy": None}), R).energy_wh is None
-    assert code_of(parser, EV, notify({"apower": None})) == "no_power"
-
-
-def test_energy_delta_without_total_keeps_total(parser):
-    parser.parse(EV, notify({"apower": 1.0, "aenergy": {"total": 5.5}}), R)
-    reading = parser.parse(EV, notify({"aenergy": {"by_minute": [1, 2, 3]}}), R)
-    assert reading.energy_wh == 5.5
-
-
-def test_energy_only_delta_before_any_power_is_not_a_reading(parser):
-    assert code_of(parser, EV, notify({"aenergy": {"total": 5.5}})) == "no_power"
-    # ... but it is remembered for the first power.
-    assert parser.parse(EV, notify({"apower": 2}), R).energy_wh == 5.5
-
-
-def test_full_status_replaces_instead_of_merging(parser):
-    parser.parse(EV, notify({"apower": 1.0, "voltage": 230.0}), R)
-    reading = parser.parse(EV, notify({"apower": 2.0}, method="NotifyFullStatus"), R)
-    assert vals(reading, "power_w voltage_v") == (2.0, None)
-    status = b'{"id":0,"current":1.5}'
-    assert code_of(parser, f"{DEV}/status/pm1:0", status) == "no_power"
-    assert parser.snapshot()["status"] == {"current": 1.5}
-
-
-@pytest.mark.parametrize(
-    "payload",
-    [
-        notify(None, sys={"available_updates": {}}),
-        notify(None, cloud={"connected": False}),
-        notify(None, ts=1.61, mqtt={"connected": True}),
-        notify({"apower": 5.0}, key="switch:0"),
-        notify({"apower": 5.0}, key="pm1:1"),
-    ],
-)
-def test_frames_without_our_component(parser, payload):
-    parser.parse(EV, notify({"apower": 9.0}), R)
-    assert code_of(parser, EV, payload) == "no_component"
-    assert parser.snapshot()["status"] == {"apower": 9.0}
-
-
-def test_status_topics_of_other_components_and_whole_device(parser):
-    assert code_of(parser, f"{DEV}/status/sys", b'{"uptime":1}') == "other_component"
-    assert code_of(parser, f"{DEV}/status", b'{"sys":{}}') == "no_component"
-    whole = parser.parse(f"{DEV}/status", b'{"sys":{},"pm1:0":{"apower":3}}', R)
-    assert vals(whole, "power_w source") == (3.0, "status")
+# -- topics, replies and methods without a reading -----------------------------
 
 
 @pytest.mark.parametrize(
@@ -292,63 +229,6 @@ def test_unknown_method(parser):
     assert code_of(parser, EV, notify({"apower": 1}, method="NotifySomething")) == (
         "unknown_method"
     )
-
-
-# -- device time ----------------------------------------------------------------
-
-
-def test_clock_offset_is_learned_kept_latest_and_used_for_status_topics(parser):
-    parser.parse(EV, notify({"apower": 1.0}, ts=R + 100.0), R)
-    assert parser.clock_offset == 100.0
-    parser.parse(EV, notify({"apower": 1.0}, ts=R + 90.0), R)
-    assert parser.clock_offset == 90.0
-    parser.parse(EV, notify({"apower": 1.0}, ts=12.5), R)  # unsynced: ignored
-    status = parser.parse(f"{DEV}/status/pm1:0", b'{"apower":2}', R + 5)
-    assert vals(status, "ts ts_source") == (R + 95.0, TS_OFFSET)
-    online = parser.parse(f"{DEV}/online", b"false", R + 6)
-    assert vals(online, "ts ts_source") == (R + 96.0, TS_OFFSET)
-
-
-@pytest.mark.parametrize("ts", [None, 0, 999_999_999.9, 1e10, 1e15])
-def test_unsynced_missing_or_broken_clock_means_receive_time(parser, ts):
-    reading = parser.parse(EV, notify({"apower": 1.0}, ts=ts), R)
-    assert vals(reading, "ts ts_source") == (R, TS_RECEIVED)
-    assert parser.clock_offset is None
-
-
-def test_clock_offset_can_be_restored_and_is_validated(parser):
-    parser.clock_offset = -2.5
-    assert parser.parse(f"{DEV}/status/pm1:0", b'{"apower":2}', R).ts == R - 2.5
-    parser.clock_offset = None
-    for bad in (math.nan, math.inf, "1", True):
-        with pytest.raises(ValueError):
-            parser.clock_offset = bad
-
-
-def test_snapshot_restore_roundtrip_through_json(parser):
-    parser.parse(EV, notify({"apower": 50.0, "aenergy": {"total": 9.0}}), R)
-    state = json.loads(json.dumps(parser.snapshot()))
-    fresh = ShellyGen2Parser(DEV)
-    fresh.restore(state)
-    reading = fresh.parse(EV, notify({"voltage": 230.0}), R)
-    assert vals(reading, "power_w energy_wh voltage_v") == (50.0, 9.0, 230.0)
-    assert fresh.clock_offset == parser.clock_offset
-
-
-@pytest.mark.parametrize(
-    "state",
-    [
-        None,
-        [],
-        {"status": {"apower": "x"}, "clock_offset": "soon"},
-        {"status": {"apower": 5.0}, "component": "switch:0"},
-        {"status": {"apower": math.nan}},
-    ],
-)
-def test_restore_of_a_bad_snapshot_starts_fresh(parser, state):
-    parser.restore(state)
-    assert parser.clock_offset is None
-    assert code_of(parser, EV, notify({"voltage": 1.0})) == "no_power"
 
 
 # -- rejections: every path with its code, and the state is never touched -------
