@@ -13,6 +13,7 @@
     "license": "AGPL-3",
     "application": True,
     "installable": True,
+    "post_load": "post_load",
     "external_dependencies": {"python": ["paho-mqtt"]},
     "depends": ["base", "web", "bus"],
     "data": [

@@ -51,7 +51,7 @@ ADDONS="$WORK/addons"
 mkdir -p "$ADDONS"
 # The technical name is open_workshop_mqtt whatever this checkout's folder is called.
 ln -s "$ROOT" "$ADDONS/open_workshop_mqtt"
-ODOO_ADDONS="$("$PY" -c 'import odoo.addons, os; print(",".join(p for p in odoo.addons.__path__ if os.path.isdir(p)))')"
+ODOO_ADDONS="$(cd "$WORK" && "$PY" -c "from odoo.tools import config; config.parse_config([]); print(config['addons_path'])" 2>/dev/null | tail -1)"
 export OWM_PYTHON="$PY" OWM_ADDONS_PATH="$ODOO_ADDONS,$ADDONS" OWM_ROOT="$ROOT"
 DB="owm_test_$(date +%Y%m%d%H%M%S)_$$"
 cleanup() {

@@ -18,7 +18,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..services.mqtt_client import ClientSettings, probe_broker
-from ..services.notify import notify_runner
+from ..services.notify import create_revision_sequence, notify_runner
 
 _logger = logging.getLogger(__name__)
 
@@ -173,12 +173,21 @@ class MqttConnection(models.Model):
         help="Technical: MQTT packet ids committed in the last batch but maybe not "
         "yet acknowledged; a redelivery of one of them is skipped.",
     )
+    runner_token = fields.Char(
+        readonly=True,
+        copy=False,
+        groups="base.group_system",
+        help="Technical: fencing token of the runner that owns this connection.",
+    )
     runner_status = fields.Char(compute="_compute_runner_status")
     runner_alive = fields.Boolean(compute="_compute_runner_status")
 
     _sql_constraints = [
         ("client_id_unique", "unique(client_id)", "The MQTT client id must be unique."),
     ]
+
+    def init(self):
+        create_revision_sequence(self.env.cr)
 
     @api.depends("device_ids")
     def _compute_device_count(self):

@@ -250,6 +250,7 @@ class MqttClient:
         self.inbound = queue.Queue(maxsize=settings.receive_maximum + 1000)
         self.dropped = 0
         self.generation = 0
+        self.session_present = False
         self.state = STOPPED
         self.last_error = None
         self._subscriptions = {}  # filter -> qos
@@ -394,6 +395,7 @@ class MqttClient:
                 outcome["closed"] = True
                 return
             self.generation += 1
+            self.session_present = bool(flags.session_present)
             self._backoff.reset()
             with self._sub_lock:
                 filters = list(self._subscriptions)

@@ -1,12 +1,21 @@
-"""Wake the runner after a configuration change (PostgreSQL NOTIFY).
+"""Wake the runner after a configuration change.
 
-PostgreSQL delivers a NOTIFY only when the transaction commits, so the runner
-never sees a change that is later rolled back.  The payload is the database
-name: one runner process may serve several databases.
+Two signals, because either alone can miss: a PostgreSQL NOTIFY, delivered
+only when the transaction commits (so the runner never acts on a change that
+is rolled back), and a revision sequence the runner polls every second, which
+also reaches a runner whose LISTEN connection was just re-established.  The
+NOTIFY payload is the database name: one runner process may serve several.
 """
 
 CHANNEL = "open_workshop_mqtt"
+REV_SEQUENCE = "open_workshop_mqtt_config_rev"
 
 
 def notify_runner(cr):
-    cr.execute("SELECT pg_notify(%s, %s)", (CHANNEL, cr.dbname))
+    cr.execute(
+        f"SELECT nextval('{REV_SEQUENCE}'), pg_notify(%s, %s)", (CHANNEL, cr.dbname)
+    )
+
+
+def create_revision_sequence(cr):
+    cr.execute(f"CREATE SEQUENCE IF NOT EXISTS {REV_SEQUENCE}")

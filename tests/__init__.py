@@ -1,7 +1,9 @@
-# Odoo-layer tests (run by Odoo's test runner). The pure tests in tests/unit and
-# the end-to-end tests in tests/e2e run under plain pytest (see run-tests.sh).
-from . import test_connection
-from . import test_device
-from . import test_session
-from . import test_security
-from . import test_message
+# Odoo-layer tests, run by Odoo's test runner (as odoo.addons.open_workshop_mqtt.tests).
+# The pure tests (tests/unit) and the end-to-end tests (tests/e2e) run under plain
+# pytest, which imports this package too: only Odoo's loader gets the test modules.
+if __name__.startswith("odoo.addons."):
+    from . import test_connection
+    from . import test_device
+    from . import test_session
+    from . import test_security
+    from . import test_message

@@ -1,0 +1,158 @@
+"""What the bridge keeps per device: its configuration as primitives, its
+parser, its session state machine, its rate cap and its latest live values.
+
+No Odoo: the runner builds a ``DeviceConfig`` from an ``mqtt.device`` row, so
+nothing here holds a record, an environment or a cursor across threads.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from .session_detector import DetectorConfig, SessionStateMachine
+
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """The runner-relevant fields of one mqtt.device, plus its stored state."""
+
+    id: int
+    name: str
+    connection_id: int
+    company_id: int | None
+    parser_type: str
+    topic_prefix: str | None
+    topic_pattern: str | None
+    component: str | None
+    json_power_path: str | None
+    json_energy_path: str | None
+    detector: DetectorConfig
+    poll_interval_s: float = 5.0
+    log_raw: bool = False
+    max_msg_rate: int = 50
+    detector_snapshot: dict | None = field(default=None, compare=False)
+    parser_snapshot: dict | None = field(default=None, compare=False)
+    running_session_id: int | None = field(default=None, compare=False)
+    running_start_ts: float | None = field(default=None, compare=False)
+
+    def parser_key(self):
+        return (
+            self.parser_type,
+            self.topic_prefix,
+            self.topic_pattern,
+            self.component,
+            self.json_power_path,
+            self.json_energy_path,
+        )
+
+
+class TokenBucket:
+    """Per-device message cap: ``rate`` per second with a burst of 2 s."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
+    def __init__(self, rate, now):
+        self.rate = float(max(1, rate))
+        self.burst = 2.0 * self.rate
+        self.tokens = self.burst
+        self.stamp = now
+
+    def _refill(self, now):
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def allow(self, now):
+        self._refill(now)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+    def calm(self, now):
+        """Back under the cap for a while (half the burst saved up)."""
+        self._refill(now)
+        return self.tokens >= self.burst / 2
+
+
+class DeviceRuntime:
+    """Mutable per-device state, touched only by the bridge worker thread."""
+
+    def __init__(self, cfg, parser, now):
+        self.cfg = cfg
+        self.parser = parser
+        self.machine = _restore_machine(cfg)
+        self.session_id = cfg.running_session_id if self.machine.session else None
+        self.filters = []
+        self.bucket = TokenBucket(cfg.max_msg_rate, now)
+        # A restored device counts as just heard: silence is measured from here.
+        self.last_recv_mono = now
+        self.last_poll_mono = now
+        self.progress_mono = now
+        self.progress_due = False
+        self.state_changed = False
+        self.dirty = False
+        self.rate_limited = False
+        self.reject_logged = {}
+        self.reject_counts = {}
+        snap = cfg.parser_snapshot or {}
+        self.shelly_id = snap.get("device_id") if isinstance(snap, dict) else None
+        self.online = None
+        self.meter_error = False
+        self.power_w = self.machine.power_w
+        self.energy_wh = None
+        self.voltage_v = None
+        self.current_a = None
+        self.last_msg_wall = None
+
+    @property
+    def id(self):
+        return self.cfg.id
+
+    @property
+    def name(self):
+        return self.cfg.name
+
+    @property
+    def connection_id(self):
+        return self.cfg.connection_id
+
+    def reconfigure(self, cfg):
+        if cfg.detector != self.cfg.detector:
+            self.machine.reconfigure(cfg.detector)
+        if cfg.max_msg_rate != self.cfg.max_msg_rate:
+            self.bucket.rate = float(max(1, cfg.max_msg_rate))
+            self.bucket.burst = 2.0 * self.bucket.rate
+        self.cfg = cfg
+
+    def live_values(self):
+        """The live fields the flush writes for this device."""
+        parser_snapshot = (
+            self.parser.snapshot() if hasattr(self.parser, "snapshot") else None
+        )
+        return {
+            "current_state": self.machine.state.value,
+            "current_power_w": self.power_w if self.power_w is not None else 0.0,
+            "current_energy_wh": self.energy_wh,
+            "last_message_time": self.last_msg_wall,
+            "online": self.online,
+            "meter_error": self.meter_error or None,
+            "rate_limited": self.rate_limited,
+            "detector_snapshot": self.machine.snapshot(),
+            "parser_snapshot": parser_snapshot,
+            "shelly_id": self.shelly_id,
+        }
+
+
+def _restore_machine(cfg):
+    snap = cfg.detector_snapshot
+    if snap:
+        try:
+            return SessionStateMachine.restore(cfg.detector, snap)
+        except (ValueError, TypeError, KeyError) as exc:
+            _logger.warning(
+                "Device %s: stored detector state unusable (%s); starting fresh",
+                cfg.name,
+                exc,
+            )
+    return SessionStateMachine(cfg.detector)

@@ -1,0 +1,315 @@
+"""Write one batch of the bridge in ONE transaction (see DESIGN.md, "Data flow").
+
+Raw log rows go in with one bulk INSERT, live device fields with one
+UPDATE ... FROM (VALUES ...), sessions through the ORM (few, and their stored
+computed fields matter), connection counters and the heartbeat with one
+UPDATE per connection, guarded by the owner's fencing token: if another node
+took the connection over, the whole batch is rolled back and dropped, so two
+nodes never both commit the same readings. Bus notifications are queued on the
+cursor and reach browsers only when the commit succeeds.
+"""
+
+import json
+from datetime import UTC, datetime
+
+from psycopg2.extras import execute_values
+
+from ..models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
+from ..models.mqtt_session import ts_to_datetime
+
+DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
+MAX_NOTIFIED_IDS = 500
+
+
+class LostOwnership(Exception):
+    """Another runner holds the connection now: this batch must not land."""
+
+    def __init__(self, connection_ids):
+        super().__init__(f"connections taken over by another runner: {connection_ids}")
+        self.connection_ids = connection_ids
+
+
+def _wall(ts):
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
+
+
+def write_batch(env, core, batch, connections):
+    """Write ``batch``; return {device id: running session id or None}.
+
+    ``connections``: {connection id: runtime dict} with keys token, node,
+    state, last_error, connected_at, mids (QoS 1 mids of this batch).
+    Raises LostOwnership when a fencing token no longer matches.
+    """
+    cr = env.cr
+    _fence(cr, connections)
+    _create_discovered(env, batch)
+    session_ids = _write_sessions(env, core, batch)
+    _write_devices(cr, core, batch, session_ids)
+    _insert_raw(env, core, batch)
+    _write_connections(cr, core, batch, connections)
+    if batch.dirty:
+        _notify_browsers(env, batch)
+    return session_ids
+
+
+def _fence(cr, connections):
+    """Lock our connection rows first; any takeover shows up here."""
+    if not connections:
+        return
+    ids = list(connections)
+    cr.execute(
+        "SELECT id, runner_token FROM mqtt_connection WHERE id IN %s FOR NO KEY UPDATE",
+        (tuple(ids),),
+    )
+    tokens = dict(cr.fetchall())
+    lost = [cid for cid in ids if tokens.get(cid) != connections[cid]["token"]]
+    if lost:
+        raise LostOwnership(lost)
+
+
+def _create_discovered(env, batch):
+    if not batch.discovered:
+        return
+    Device = env["mqtt.device"].with_context(active_test=False)
+    for (conn_id, prefix), values in batch.discovered.items():
+        if Device.search_count(
+            [("connection_id", "=", conn_id), ("topic_prefix", "=", prefix)], limit=1
+        ):
+            continue
+        connection = env["mqtt.connection"].browse(conn_id)
+        Device.create(
+            {
+                "name": values["src"],
+                "connection_id": conn_id,
+                "company_id": connection.company_id.id,
+                "topic_prefix": prefix,
+                "parser_type": "shelly_gen2",
+                "component": values["component"],
+                "active": False,
+                "discovery_state": "discovered",
+            }
+        )
+
+
+def _session_values(summary):
+    vals = {
+        "start_ts": summary.start_time,
+        "start_time": ts_to_datetime(summary.start_time),
+        "standby_duration_s": summary.standby_duration_s,
+        "working_duration_s": summary.working_duration_s,
+        "energy_wh": summary.energy_wh,
+        "last_update_ts": summary.start_time + summary.total_duration_s,
+    }
+    if summary.end_time is not None:
+        vals.update(
+            {
+                "state": "closed",
+                "end_ts": summary.end_time,
+                "end_time": ts_to_datetime(summary.end_time),
+                "end_reason": summary.end_reason,
+            }
+        )
+    return vals
+
+
+def _write_sessions(env, core, batch):
+    Session = env["mqtt.session"]
+    result = {}
+    for dev_id, ops in batch.session_ops.items():
+        dev = core.devices.get(dev_id)
+        sid = dev.session_id if dev is not None else None
+        for op, data in ops:
+            if op == "open":
+                existing = Session.search(
+                    [("device_id", "=", dev_id), ("start_ts", "=", data["start_ts"])],
+                    limit=1,
+                )
+                if existing:  # already written (a replay after a crash)
+                    sid = existing.id
+                    continue
+                start = data["start_ts"]
+                sid = Session.create(
+                    {
+                        "device_id": dev_id,
+                        "start_ts": start,
+                        "start_time": ts_to_datetime(start),
+                        "last_update_ts": start,
+                        "origin": "manual" if data["manual"] else "power",
+                    }
+                ).id
+            elif sid:
+                session = Session.browse(sid)
+                # A user may have closed it by hand meanwhile: never reopen it.
+                if session.exists() and session.state == "running":
+                    session.write(_session_values(data))
+                if op == "close":
+                    sid = None
+        result[dev_id] = sid
+    return result
+
+
+_DEVICE_UPDATE = """
+UPDATE mqtt_device AS d SET
+    current_state = v.state,
+    current_power_w = v.power,
+    current_energy_wh = COALESCE(v.energy, d.current_energy_wh),
+    last_message_time = COALESCE(v.last_msg, d.last_message_time),
+    online = COALESCE(v.online, d.online),
+    meter_error = v.err,
+    rate_limited = v.rate_limited,
+    detector_snapshot = v.dsnap,
+    parser_snapshot = v.psnap,
+    shelly_id = COALESCE(v.shelly_id, d.shelly_id),
+    running_session_id = v.session_id
+FROM (VALUES %s) AS v(id, state, power, energy, last_msg, online, err,
+                      rate_limited, dsnap, psnap, shelly_id, session_id)
+WHERE d.id = v.id
+"""
+_DEVICE_TEMPLATE = (
+    "(%s, %s, %s::float8, %s::float8, %s::timestamp, %s::bool, %s::varchar, "
+    "%s::bool, %s::jsonb, %s::jsonb, %s::varchar, %s::int4)"
+)
+
+
+def _write_devices(cr, core, batch, session_ids):
+    rows = []
+    for dev_id in batch.dirty:
+        dev = core.devices.get(dev_id)
+        if dev is None:
+            continue
+        live = dev.live_values()
+        sid = session_ids.get(dev_id, dev.session_id)
+        rows.append(
+            (
+                dev_id,
+                live["current_state"],
+                live["current_power_w"],
+                live["current_energy_wh"],
+                _wall(live["last_message_time"]),
+                live["online"],
+                live["meter_error"],
+                live["rate_limited"],
+                json.dumps(live["detector_snapshot"]),
+                json.dumps(live["parser_snapshot"])
+                if live["parser_snapshot"]
+                else None,
+                live["shelly_id"],
+                sid,
+            )
+        )
+    if rows:
+        rows.sort()  # a stable lock order: no deadlock between two writers
+        execute_values(cr._obj, _DEVICE_UPDATE, rows, template=_DEVICE_TEMPLATE)
+
+
+_RAW_INSERT = """
+INSERT INTO mqtt_message (connection_id, device_id, company_id, topic, payload,
+    payload_size, truncated, qos, received_at, device_ts, status, detail, power_w)
+VALUES %s
+"""
+
+
+def _insert_raw(env, core, batch):
+    if not batch.raw_rows:
+        return
+    limit = _max_payload(env)
+    companies = _companies(env, core, batch)
+    rows = []
+    for conn_id, dev_id, msg, status, detail, ts, power in batch.raw_rows:
+        payload = msg.payload
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8", "replace")
+        size = len(payload)
+        text = payload[:limit].decode("utf-8", "replace").replace("\x00", "\ufffd")
+        rows.append(
+            (
+                conn_id,
+                dev_id,
+                companies.get(dev_id) if dev_id else companies.get(("c", conn_id)),
+                msg.topic[:1000].replace("\x00", "\ufffd"),
+                text,
+                size,
+                size > limit,
+                msg.qos,
+                _wall(msg.received_at),
+                ts,
+                status,
+                detail[:250] if detail else None,
+                power,
+            )
+        )
+    execute_values(env.cr._obj, _RAW_INSERT, rows, page_size=1000)
+
+
+def _max_payload(env):
+    value = env["ir.config_parameter"].sudo().get_param(PARAM_MAX_PAYLOAD)
+    try:
+        return max(64, int(value))
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_PAYLOAD
+
+
+def _companies(env, core, batch):
+    out = {}
+    for dev in core.devices.values():
+        out[dev.id] = dev.cfg.company_id
+    conn_ids = {row[0] for row in batch.raw_rows}
+    if conn_ids:
+        env.cr.execute(
+            "SELECT id, company_id FROM mqtt_connection WHERE id IN %s",
+            (tuple(conn_ids),),
+        )
+        out.update({("c", cid): company for cid, company in env.cr.fetchall()})
+    return out
+
+
+_CONNECTION_UPDATE = """
+UPDATE mqtt_connection SET
+    stat_received = stat_received + %s,
+    stat_readings = stat_readings + %s,
+    stat_ignored = stat_ignored + %s,
+    stat_rejected = stat_rejected + %s,
+    stat_rate_limited = stat_rate_limited + %s,
+    stat_unmatched = stat_unmatched + %s,
+    heartbeat = (now() at time zone 'UTC'),
+    owner_node = %s,
+    state = %s,
+    last_error = %s,
+    last_connected = COALESCE(%s, last_connected),
+    committed_mids = %s
+WHERE id = %s
+"""
+
+
+def _write_connections(cr, core, batch, connections):
+    for conn_id, rt in connections.items():
+        stats = batch.stats.get(conn_id, {})
+        mids = set(core.committed_mids(conn_id)) | set(rt.get("mids", ()))
+        cr.execute(
+            _CONNECTION_UPDATE,
+            (
+                stats.get("received", 0),
+                stats.get("readings", 0),
+                stats.get("ignored", 0),
+                stats.get("rejected", 0),
+                stats.get("rate_limited", 0),
+                stats.get("unmatched", 0),
+                rt["node"],
+                rt["state"],
+                rt.get("last_error"),
+                _wall(rt.get("connected_at")),
+                json.dumps(sorted(mids)),
+                conn_id,
+            ),
+        )
+
+
+def _notify_browsers(env, batch):
+    group = env.ref("open_workshop_mqtt.group_user", raise_if_not_found=False)
+    if not group:
+        return
+    ids = sorted(batch.dirty)
+    payload = {"ids": ids if len(ids) <= MAX_NOTIFIED_IDS else []}
+    env["bus.bus"]._sendone(group, DEVICE_NOTIFICATION, payload)

@@ -1,0 +1,482 @@
+"""IotBridgeService: the MQTT runner of one database.
+
+One worker thread per database owns everything mutable (the BridgeCore, the
+batch, the MQTT clients' subscriptions); paho network threads only enqueue.
+
+Ownership: a broker connection is consumed only while this service holds
+``pg_try_advisory_lock(LOCK_KEY, connection_id)`` on its own autocommit
+PostgreSQL connection (never a pooled Odoo cursor).  Each acquisition writes
+a fresh fencing token on the connection row, and every flush checks it: a
+runner that lost its lock without noticing cannot commit a batch after
+another node took over.  When this process dies, PostgreSQL drops the lock
+and another runner takes over at its next reconcile (<= 2 s).
+
+Delivery: QoS 1 messages are acknowledged only after the transaction that
+recorded them committed.  A crash before the ack makes the broker redeliver
+(DUP flag); the mids committed but maybe not acknowledged are stored on the
+connection row, so a redelivery of an already committed message is skipped.
+"""
+
+import logging
+import os
+import queue
+import random
+import select
+import socket
+import threading
+import time
+import uuid
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+
+from odoo import SUPERUSER_ID, api, sql_db
+from odoo.modules.registry import Registry
+
+from ..parsers import Limits
+from . import mqtt_client
+from .bridge_core import Batch, BridgeCore
+from .config_loader import load_connections, load_devices
+from .flush_writer import LostOwnership, write_batch
+from .notify import CHANNEL, REV_SEQUENCE
+
+_logger = logging.getLogger(__name__)
+
+LOCK_KEY = 0x4F574D51  # "OWMQ": first key of pg_try_advisory_lock(int, int)
+RECONCILE_EVERY_S = 30.0  # safety net; NOTIFY and the revision make it ~instant
+REV_POLL_S = 1.0
+HEARTBEAT_EVERY_S = 2.0
+HOUSEKEEPING_S = 0.25
+RETRYABLE = (
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.LockNotAvailable,
+)
+
+
+class RunnerSettings:
+    """Tunables of the runner (see ``MqttRunner.from_environ_or_config``)."""
+
+    def __init__(self, flush_interval_s=0.2, max_batch=2000, node=None, limits=None):
+        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self.limits = limits or Limits()
+
+
+class _Owned:
+    """A broker connection this service consumes."""
+
+    def __init__(self, conn_id, cfg, token, client):
+        self.id = conn_id
+        self.cfg = cfg
+        self.token = token
+        self.client = client
+        self.state = mqtt_client.CONNECTING
+        self.last_error = None
+        self.connected_at = None
+
+
+class IotBridgeService:
+    """Runs the bridge of one database in a daemon thread."""
+
+    def __init__(self, dbname, settings=None):
+        self.dbname = dbname
+        self.settings = settings or RunnerSettings()
+        self.node = self.settings.node
+        self.core = BridgeCore(self.settings.limits)
+        self.queue = queue.Queue()
+        self.owned = {}
+        self._stop = threading.Event()
+        self._thread = None
+        self._lock_cnx = None
+        self._reload = True
+        self._reload_again_at = None
+        self._last_rev = None
+        self._next_rev_poll = 0.0
+        self._next_reconcile = 0.0
+        self._next_heartbeat = 0.0
+        self._booted = False
+        self._housekeeping_at = 0.0
+        self.flush_count = 0
+        self.flush_errors = 0
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self):
+        self._thread = threading.Thread(
+            target=self.run, name=f"owm-bridge-{self.dbname}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout=10.0):
+        self._stop.set()
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self):
+        return bool(self._thread and self._thread.is_alive())
+
+    def run(self):
+        """Outer recovery loop: log, close everything, wait, start over."""
+        delay = 1.0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self._serve()
+            except LockConnectionLost as exc:
+                _logger.warning(
+                    "MQTT runner of %s lost its database lock connection (%s); "
+                    "releasing every broker connection and starting over",
+                    self.dbname,
+                    exc,
+                )
+            except Exception:
+                _logger.exception("MQTT runner of %s failed; restarting", self.dbname)
+            finally:
+                self._shutdown()
+            if time.monotonic() - started > 60:
+                delay = 1.0
+            self._stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+    # -- main loop ------------------------------------------------------------
+    def _serve(self):
+        self._open_lock_connection()
+        self._reload = True
+        batch = Batch()
+        while not self._stop.is_set():
+            self._collect(batch)
+            now = time.monotonic()
+            if now >= self._housekeeping_at:
+                self._housekeeping_at = now + HOUSEKEEPING_S
+                self._check_notifications(now)
+                self.core.tick(batch)
+                self._send_polls()
+            due = batch.started is not None and (
+                len(batch) >= self.settings.max_batch
+                or now - batch.started >= self.settings.flush_interval_s
+            )
+            if due or (batch.dirty and not batch.acks) or batch.session_ops:
+                batch = self._flush(batch)
+            if self._reload or now >= self._next_reconcile:
+                batch = self._flush(batch)
+                self._reconcile(batch)
+                batch = self._flush(batch)
+            elif now >= self._next_heartbeat:
+                batch = self._flush(batch, heartbeat=True)
+        self._flush(batch)
+
+    def _collect(self, batch):
+        """Take queued messages until a flush is due or the queue is empty."""
+        now = time.monotonic()
+        wait = HOUSEKEEPING_S
+        if batch.started is not None:
+            wait = max(0.0, batch.started + self.settings.flush_interval_s - now)
+        wait = min(wait, max(0.0, self._housekeeping_at - now))
+        try:
+            item = self.queue.get(timeout=wait)
+        except queue.Empty:
+            return
+        limit = self.settings.max_batch
+        while True:
+            self._dispatch(item, batch)
+            if len(batch) >= limit:
+                return
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+
+    def _dispatch(self, item, batch):
+        conn_id, payload = item
+        owned = self.owned.get(conn_id)
+        if owned is None:
+            return  # a message of a connection we gave up: the broker redelivers it
+        if isinstance(payload, mqtt_client.InboundMessage):
+            # Also from an older network session: committed now, its ack is
+            # skipped and the DUP redelivery is recognised as already done.
+            self.core.handle(conn_id, payload, batch)
+            return
+        _kind, state, error = payload
+        owned.state = state
+        if error:
+            owned.last_error = error
+        if state == mqtt_client.CONNECTED:
+            owned.last_error = None
+            owned.connected_at = time.time()
+            self.core.connection_up(conn_id, owned.client.session_present)
+            owned.client.set_subscriptions(self.core.subscriptions(conn_id))
+        else:
+            self.core.connection_down(conn_id)
+        self._next_heartbeat = 0.0  # show the new state at once
+
+    # -- notifications, polls ------------------------------------------------
+    def _check_notifications(self, now):
+        cnx = self._lock_cnx
+        try:
+            if select.select([cnx], [], [], 0)[0]:
+                cnx.poll()
+                for notify in cnx.notifies:
+                    if notify.payload == self.dbname:
+                        self._reload = True
+                cnx.notifies.clear()
+            if now >= self._next_rev_poll:
+                self._next_rev_poll = now + REV_POLL_S
+                with cnx.cursor() as cur:
+                    cur.execute(f"SELECT last_value FROM {REV_SEQUENCE}")
+                    rev = cur.fetchone()[0]
+                if rev != self._last_rev:
+                    self._last_rev = rev
+                    self._reload = True
+                    # nextval() runs before the writer commits: look once more.
+                    self._reload_again_at = now + 2.0
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            raise LockConnectionLost(str(exc)) from exc
+        if self._reload_again_at and now >= self._reload_again_at:
+            self._reload_again_at = None
+            self._reload = True
+
+    def _send_polls(self):
+        for conn_id, topic, payload in self.core.due_polls():
+            owned = self.owned.get(conn_id)
+            if owned is not None:
+                owned.client.publish(topic, payload, qos=0)
+
+    # -- reconcile -------------------------------------------------------------
+    def _reconcile(self, batch):
+        """Follow the database: connections to own or release, devices to load."""
+        self._reload = False
+        self._next_reconcile = time.monotonic() + RECONCILE_EVERY_S
+        registry = Registry(self.dbname).check_signaling()
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            if not self._booted:
+                self._booted = True
+                cr.execute(
+                    "UPDATE mqtt_connection SET run_requested = true "
+                    "WHERE auto_start AND active AND NOT run_requested"
+                )
+            connections = load_connections(env)
+        for conn_id in list(self.owned):
+            info = connections.get(conn_id)
+            if info is None or not info["desired"]:
+                self._release(conn_id, stopped=True)
+            elif info["settings"] != self.owned[conn_id].cfg["settings"]:
+                _logger.info("MQTT connection %s changed: reconnecting", info["name"])
+                self._release(conn_id, stopped=False)
+        for conn_id, info in connections.items():
+            if info["desired"] and conn_id not in self.owned:
+                self._acquire(conn_id, info)
+            elif conn_id in self.owned:
+                self.owned[conn_id].cfg = info
+                self.core.set_discovery(conn_id, info["discovery"])
+            elif info["settings_error"] and info["desired"] is False:
+                _logger.debug(
+                    "Connection %s not startable: %s", conn_id, info["settings_error"]
+                )
+        with registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            configs = load_devices(env, list(self.owned))
+        wanted = {cfg.id: cfg for cfg in configs}
+        for dev_id in list(self.core.devices):
+            if dev_id not in wanted:
+                self.core.remove_device(dev_id, batch)
+        for cfg in configs:
+            self.core.upsert_device(cfg, batch)
+        for conn_id, owned in self.owned.items():
+            owned.client.set_subscriptions(self.core.subscriptions(conn_id))
+            owned.client.start()  # no-op when running
+
+    def _acquire(self, conn_id, info):
+        with self._lock_cnx.cursor() as cur:
+            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_KEY, conn_id))
+            if not cur.fetchone()[0]:
+                return  # another runner owns it
+        token = uuid.uuid4().hex
+        try:
+            with Registry(self.dbname).cursor() as cr:
+                cr.execute(
+                    "UPDATE mqtt_connection SET runner_token = %s, owner_node = %s, "
+                    "state = 'connecting', heartbeat = (now() at time zone 'UTC') "
+                    "WHERE id = %s",
+                    (token, self.node, conn_id),
+                )
+        except Exception:
+            self._unlock(conn_id)
+            raise
+        settings = info["settings"]
+        client = mqtt_client.MqttClient(
+            settings,
+            handler=lambda msg, cid=conn_id: self.queue.put((cid, msg)),
+            on_state=lambda state, error, cid=conn_id: self.queue.put(
+                (cid, ("state", state, error))
+            ),
+            name=info["name"],
+        )
+        self.core.add_connection(
+            conn_id, settings.client_id, info["discovery"], info["committed_mids"]
+        )
+        self.owned[conn_id] = _Owned(conn_id, info, token, client)
+        _logger.info(
+            "MQTT runner %s consumes connection %s (%s)",
+            self.node,
+            info["name"],
+            settings.address,
+        )
+
+    def _release(self, conn_id, stopped):
+        owned = self.owned.pop(conn_id, None)
+        if owned is None:
+            return
+        owned.client.stop()
+        self.core.remove_connection(conn_id)
+        if stopped:
+            try:
+                with Registry(self.dbname).cursor() as cr:
+                    cr.execute(
+                        "UPDATE mqtt_connection SET state = 'stopped', "
+                        "runner_token = NULL, owner_node = NULL "
+                        "WHERE id = %s AND runner_token = %s",
+                        (conn_id, owned.token),
+                    )
+            except psycopg2.Error:
+                _logger.warning(
+                    "Could not mark connection %s stopped", conn_id, exc_info=True
+                )
+        self._unlock(conn_id)
+
+    def _unlock(self, conn_id):
+        try:
+            with self._lock_cnx.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_KEY, conn_id))
+        except psycopg2.Error:
+            pass  # the lock connection is gone: so is the lock
+
+    # -- flush -------------------------------------------------------------------
+    def _flush(self, batch, heartbeat=False):
+        """Write the batch in one transaction (retrying), then ack it.
+
+        Returns the next (empty) batch."""
+        if batch.empty and (not heartbeat or not self.owned):
+            return batch
+        self.core.progress_ops(batch)
+        connections = self._connection_runtime(batch)
+        delay = 0.05
+        while True:
+            try:
+                with Registry(self.dbname).cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    session_ids = write_batch(env, self.core, batch, connections)
+                break
+            except LostOwnership as exc:
+                _logger.warning("%s; dropping its uncommitted batch", exc)
+                for conn_id in exc.connection_ids:
+                    self._release(conn_id, stopped=False)
+                connections = {k: v for k, v in connections.items() if k in self.owned}
+                batch.drop_connections(exc.connection_ids, self.core.devices)
+                delay = 0.05
+            except RETRYABLE as exc:
+                _logger.info("Flush conflict (%s); retrying", type(exc).__name__)
+                self._stop.wait(delay * (1 + random.random()))
+                delay = min(delay * 2, 2.0)
+            except psycopg2.IntegrityError as exc:
+                _logger.warning("Flush refused by the database (%s); resyncing", exc)
+                self._reload = True
+                self._resync_sessions(batch)
+            except Exception as exc:
+                self.flush_errors += 1
+                _logger.exception(
+                    "Writing a batch of %d messages failed; retrying", len(batch)
+                )
+                for owned in self.owned.values():
+                    owned.last_error = f"Database write failing: {exc}"[:250]
+                if self._stop.wait(delay * (1 + random.random())):
+                    return Batch()  # shutting down: unacked messages come again
+                delay = min(delay * 2, 10.0)
+        self.flush_count += 1
+        self.core.committed(batch, session_ids)
+        self._ack(batch)
+        self._next_heartbeat = time.monotonic() + HEARTBEAT_EVERY_S
+        return Batch()
+
+    def _connection_runtime(self, batch):
+        out = {}
+        for conn_id, owned in self.owned.items():
+            out[conn_id] = {
+                "token": owned.token,
+                "node": self.node,
+                "state": owned.state,
+                "last_error": owned.last_error,
+                "connected_at": owned.connected_at,
+                "mids": [m.mid for cid, m in batch.acks if cid == conn_id and m.qos],
+            }
+        return out
+
+    def _ack(self, batch):
+        unacked = {}
+        for conn_id, msg in batch.acks:
+            owned = self.owned.get(conn_id)
+            if msg.qos == 0 or owned is None:
+                continue
+            if not owned.client.ack(msg):
+                unacked.setdefault(conn_id, []).append(msg.mid)
+        for conn_id, mids in unacked.items():
+            self.core.remember_unacked(conn_id, mids)
+
+    def _resync_sessions(self, batch):
+        """The database refused a session write (a user started one by hand
+        at the same moment): the database wins for those devices only."""
+        with Registry(self.dbname).cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            configs = load_devices(env, list(self.owned))
+        for cfg in configs:
+            dev = self.core.devices.get(cfg.id)
+            ops = batch.session_ops.get(cfg.id)
+            if dev is None or not ops or not cfg.running_session_id:
+                continue
+            if cfg.running_session_id != dev.session_id:
+                del batch.session_ops[cfg.id]
+                self.core.upsert_device(cfg, batch)
+
+    # -- database connection for locks and LISTEN --------------------------------
+    def _open_lock_connection(self):
+        _name, info = sql_db.connection_info_for(self.dbname)
+        info = dict(info)
+        info.setdefault("keepalives", 1)
+        info.setdefault("keepalives_idle", 5)
+        info.setdefault("keepalives_interval", 2)
+        info.setdefault("keepalives_count", 3)
+        info["application_name"] = f"owm-runner {self.node}"[:63]
+        cnx = psycopg2.connect(**info)
+        cnx.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+        with cnx.cursor() as cur:
+            cur.execute(f"LISTEN {CHANNEL}")
+        self._lock_cnx = cnx
+
+    def _shutdown(self):
+        for conn_id in list(self.owned):
+            try:
+                self._release(conn_id, stopped=False)
+            except Exception:  # pylint: disable=broad-except
+                _logger.exception("Releasing connection %s failed", conn_id)
+        if self._lock_cnx is not None:
+            try:
+                self._lock_cnx.close()
+            except psycopg2.Error:
+                pass
+            self._lock_cnx = None
+        self.core = BridgeCore(self.settings.limits)
+        self._booted = False
+        drained = 0
+        while True:  # messages of released connections: the broker redelivers them
+            try:
+                self.queue.get_nowait()
+                drained += 1
+            except queue.Empty:
+                break
+
+
+class LockConnectionLost(Exception):
+    """The autocommit connection holding our advisory locks broke: all are gone."""

@@ -1,0 +1,439 @@
+"""Real processes for end-to-end tests, fault scenarios and the benchmark.
+
+A Mosquitto broker on a free port (persistence on, restartable), Odoo server
+processes with the addon server-wide (threaded or prefork), a JSON-RPC client,
+a Shelly Gen2/Gen3 frame publisher and bounded waits.  No Odoo import here:
+everything talks to the real processes, as a user's browser or a meter would.
+"""
+
+import contextlib
+import itertools
+import json
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import psycopg2
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ADDON = "open_workshop_mqtt"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what, interval=0.2):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # keep polling; report the last failure
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:g} s waiting for {what} (last: {last!r})"
+    )
+
+
+def port_open(port, host="127.0.0.1"):
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+        return True
+    return False
+
+
+def odoo_python():
+    return os.environ.get("OWM_PYTHON") or sys.executable
+
+
+def addons_path():
+    """The Odoo addons plus a folder where this checkout is named open_workshop_mqtt."""
+    if os.environ.get("OWM_ADDONS_PATH"):
+        return os.environ["OWM_ADDONS_PATH"]
+    link_dir = (
+        pathlib.Path(tempfile.gettempdir()) / f"owm-addons-{os.getuid()}-{ROOT.name}"
+    )
+    link_dir.mkdir(exist_ok=True)
+    link = link_dir / ADDON
+    if not link.exists():
+        link.symlink_to(ROOT)
+    return f"{odoo_default_addons_path()},{link_dir}"
+
+
+ODOO_ADDONS_SNIPPET = (
+    "from odoo.tools import config; config.parse_config([]); "
+    "print(config['addons_path'])"
+)
+
+
+def odoo_default_addons_path():
+    """Odoo's own addons folders, as its configuration computes them."""
+    out = subprocess.run(
+        [odoo_python(), "-c", ODOO_ADDONS_SNIPPET],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout.strip()
+    return out.splitlines()[-1]
+
+
+# -- broker -------------------------------------------------------------------
+class Mosquitto:
+    """A private broker: ``persistence`` keeps QoS 1 messages across restarts."""
+
+    def __init__(self, workdir, port=None, persistence=True, extra_conf=""):
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.persistence = persistence
+        self.extra_conf = extra_conf
+        self.proc = None
+
+    @property
+    def conf_path(self):
+        return self.workdir / "mosquitto.conf"
+
+    def _write_conf(self):
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 1",
+            "max_queued_messages 0",
+            "max_inflight_messages 0",
+            f"log_dest file {self.workdir}/mosquitto.log",
+            self.extra_conf,
+        ]
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    def start(self):
+        self._write_conf()
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()  # SIGTERM: Mosquitto saves its persistence file
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self, down_s=0.0):
+        self.stop()
+        time.sleep(down_s)
+        self.start()
+
+
+# -- Odoo ---------------------------------------------------------------------
+def pg_connect(dbname="postgres"):
+    cnx = psycopg2.connect(dbname=dbname)
+    cnx.autocommit = True
+    return cnx
+
+
+def drop_database(name):
+    with contextlib.closing(pg_connect()) as cnx, cnx.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def create_template(name, log_path, demo=False):
+    """A database with the addon installed, to clone for each test (fast)."""
+    drop_database(name)
+    cmd = [
+        odoo_python(),
+        "-m",
+        "odoo",
+        "-d",
+        name,
+        "-i",
+        ADDON,
+        f"--addons-path={addons_path()}",
+        "--stop-after-init",
+        "--max-cron-threads=0",
+        f"--logfile={log_path}",
+        "--log-level=warn",
+    ]
+    if not demo:
+        cmd.append("--without-demo=all")
+    subprocess.run(cmd, check=True, timeout=900)
+
+
+def clone_database(template, name):
+    drop_database(name)
+    with contextlib.closing(pg_connect()) as cnx, cnx.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
+class OdooServer:
+    """An ``odoo`` server process with the addon loaded server-wide."""
+
+    def __init__(self, dbname, workdir, workers=0, node=None, http_port=None, env=None):
+        self.dbname = dbname
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workers = workers
+        self.node = node or f"node-{free_port()}"
+        self.http_port = http_port or free_port()
+        self.gevent_port = free_port()
+        self.extra_env = env or {}
+        self.proc = None
+        self.log_path = self.workdir / f"{self.node}.log"
+
+    def start(self, timeout=90):
+        env = dict(os.environ)
+        env.update(
+            {
+                "ODOO_OWM_DATABASES": self.dbname,
+                "ODOO_OWM_NODE": self.node,
+                "ODOO_OWM_FLUSH_INTERVAL_MS": env.get(
+                    "ODOO_OWM_FLUSH_INTERVAL_MS", "100"
+                ),
+            }
+        )
+        env.update(self.extra_env)
+        cmd = [
+            odoo_python(),
+            "-m",
+            "odoo",
+            "-d",
+            self.dbname,
+            f"--db-filter=^{self.dbname}$",
+            f"--addons-path={addons_path()}",
+            f"--load=base,web,{ADDON}",
+            f"--http-port={self.http_port}",
+            f"--gevent-port={self.gevent_port}",
+            "--http-interface=127.0.0.1",
+            f"--workers={self.workers}",
+            "--max-cron-threads=0",
+            f"--logfile={self.log_path}",
+            "--log-level=info",
+            f"--data-dir={self.workdir / 'data'}",
+            "--limit-time-real=600",
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        wait_for(self._http_ready, timeout, f"odoo {self.node} to serve HTTP")
+        return self
+
+    def _http_ready(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(
+                f"odoo exited with {self.proc.returncode}; see {self.log_path}"
+            )
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.http_port}/web/health", timeout=2
+        ) as resp:
+            return resp.status == 200
+
+    def stop(self, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+    def kill9(self):
+        """SIGKILL the whole process group (master and workers), no cleanup at all."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def log_pids(self, text):
+        """Pids of the processes that logged a line containing ``text``."""
+        pids = []
+        for line in self.log().splitlines():
+            if text in line:
+                pid = int(line.split()[2])
+                if pid not in pids:
+                    pids.append(pid)
+        return pids
+
+    def runner_pids(self):
+        """Pids of the processes in which a runner consumed a broker connection."""
+        return self.log_pids("MQTT runner started in")
+
+    def log(self):
+        return (
+            self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        )
+
+    def rpc(self, login="admin", password="admin"):
+        return Rpc(self.http_port, self.dbname, login, password)
+
+
+class Rpc:
+    """JSON-RPC, exactly what any external client would use."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, port, dbname, login, password):
+        self.url = f"http://127.0.0.1:{port}/jsonrpc"
+        self.dbname = dbname
+        self.password = password
+        self.uid = self._call("common", "login", dbname, login, password)
+        if not self.uid:
+            raise RuntimeError(f"login {login!r} refused")
+
+    def _call(self, service, method, *args):
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {"service": service, "method": method, "args": args},
+                "id": next(self._ids),
+            }
+        ).encode()
+        req = urllib.request.Request(
+            self.url, body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            reply = json.loads(resp.read())
+        if reply.get("error"):
+            data = reply["error"].get("data", {})
+            raise RpcError(data.get("message") or reply["error"].get("message"), data)
+        return reply["result"]
+
+    def __call__(self, model, method, *args, **kwargs):
+        return self._call(
+            "object",
+            "execute_kw",
+            self.dbname,
+            self.uid,
+            self.password,
+            model,
+            method,
+            list(args),
+            kwargs,
+        )
+
+    def search_read(self, model, domain, fields, **kw):
+        return self(model, "search_read", domain, fields, **kw)
+
+
+class RpcError(Exception):
+    def __init__(self, message, data):
+        super().__init__(message)
+        self.data = data
+
+
+def setup_workshop(rpc, broker_port, devices, **conn_vals):
+    """One started connection to the test broker and the given devices.
+
+    ``devices``: list of (name, topic_prefix, extra vals).  Returns (conn id, [ids]).
+    """
+    vals = {
+        "name": "Test broker",
+        "host": "127.0.0.1",
+        "port": broker_port,
+        "auto_start": False,
+        "reconnect_min_s": 0.5,
+        "reconnect_max_s": 2.0,
+    }
+    vals.update(conn_vals)
+    conn_id = rpc("mqtt.connection", "create", vals)
+    ids = []
+    for name, prefix, extra in devices:
+        dev_vals = {"name": name, "connection_id": conn_id, "topic_prefix": prefix}
+        dev_vals.update(extra or {})
+        ids.append(rpc("mqtt.device", "create", dev_vals))
+    rpc("mqtt.connection", "action_start", [conn_id])
+    return conn_id, ids
+
+
+# -- meters -------------------------------------------------------------------
+class ShellyPublisher:
+    """Publishes Shelly PM Mini Gen3 frames as a fleet of meters would (QoS 1).
+
+    A persistent MQTT session of its own, so frames sent while the broker is
+    down are delivered after it comes back (as a real client library does).
+    """
+
+    def __init__(self, port, client_id=None, qos=1):
+        import paho.mqtt.client as mqtt
+
+        self.qos = qos
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"owm-test-pub-{free_port()}",
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+        )
+        self.client.max_queued_messages_set(0)
+        self.client.max_inflight_messages_set(1000)
+        self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        wait_for(self.client.is_connected, 10, "publisher connected")
+        self.sent = 0
+
+    def notify_status(self, prefix, ts, power, energy=None, device_id=None, extra=None):
+        comp = {"apower": power}
+        if energy is not None:
+            comp["aenergy"] = {"total": energy}
+        if extra:
+            comp.update(extra)
+        frame = {
+            "src": device_id or prefix,
+            "dst": f"{prefix}/events",
+            "method": "NotifyStatus",
+            "params": {"ts": ts, "pm1:0": comp},
+        }
+        return self.raw(f"{prefix}/events/rpc", json.dumps(frame))
+
+    def online(self, prefix, value=True):
+        return self.raw(f"{prefix}/online", "true" if value else "false")
+
+    def raw(self, topic, payload, qos=None):
+        info = self.client.publish(topic, payload, qos=self.qos if qos is None else qos)
+        self.sent += 1
+        return info
+
+    def flush(self, timeout=30):
+        """Wait until the broker acknowledged every QoS 1 frame sent so far."""
+        wait_for(
+            lambda: not self.client._out_messages,  # pylint: disable=protected-access
+            timeout,
+            "publisher queue to drain",
+            interval=0.05,
+        )
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
