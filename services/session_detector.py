@@ -34,11 +34,43 @@ Choices made where DESIGN.md and the brief are silent:
   the next input on; pending deadlines keep their reference times (t_start,
   t_stop, last activity) with the new durations, and one already past fires
   at the next input or tick, dated at the last applied event.
-* Energy by counter takes the spec literally: a counter value seen before
-  the session start is the counter at start even when no reading inside the
-  session carries one (the session then gets 0 Wh, not the power integral);
-  a counter decrease seen while ``stopping`` only matters if the session
-  continues.
+* Energy combines the meter counter with the power integral, because a
+  Shelly publishes ``aenergy.total`` only about once a minute while power
+  deltas come on every change (the counter alone gives a 40 s session 0 Wh
+  and cuts off whatever was used after a session's last sample).  A counter
+  *sample* is an ``energy_wh`` passed to ``feed``; the bridge passes one only
+  when the frame carried a fresh sample.  The rule:
+
+  - I(t) is the cumulative integral of the held power over device time, in
+    Wh, never reset between sessions: I(t) = I(last) + held * (t - last) /
+    3600 for t >= the last reading; unknown power (None) adds 0.  I is stored
+    at each sample's time, since a sample can predate the session.
+  - Per session, C_first at t_first is the latest sample at or before the
+    start (a sample on the starting reading counts), or if none the first
+    sample inside the session; C_last at t_last is the latest sample inside
+    it, initially C_first.
+  - energy(up to end) = (C_last - C_first) + (I(end) - I(t_last))
+    - (I(start) - I(t_first)): the counter covers [t_first, t_last], the
+    integral the rest of [start, end].  With no sample, or only the one held
+    at the start, this is I(end) - I(start).
+  - A counter decrease inside the session (``starting`` included: a meter
+    reset or replacement) makes it I(end) - I(start) for good.
+  - A session closed while ``stopping`` ends at t_stop and uses only samples
+    up to t_stop (its energy is frozen there, as is the open session's
+    view); a decrease seen while ``stopping`` only matters if the session
+    continues.
+  - Choice: when the covered part (C_last - C_first) - (I(start) - I(t_first))
+    is negative (the counter rose less over [t_first, t_last] than the power
+    integral says for the head [t_first, start] alone, a meter disagreeing
+    with itself), it counts as 0 and the tail I(end) - I(t_last) is kept, so
+    non-negative power never gives negative energy.
+  - Choice: the held power is forgotten (adds 0 from then on) at an offline
+    notice's time and, on a timeout, at the last activity (where the timed
+    out session ends), so such gaps add nothing to a later session's head.
+  - Snapshots are version 2.  A version-1 snapshot still restores: its
+    session integral becomes I, its running session (if any) takes the plain
+    integral, a frozen ``stopping`` energy stays, and its held counter sample
+    is dropped (version 1 did not store I at the sample).
 * Event order for one transition: ``StateChanged`` first, then the
   ``SessionOpened``/``SessionClosed`` it caused.  ``StateChanged.power_w`` is
   None after a timeout or offline (the power is forgotten).

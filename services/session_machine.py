@@ -35,7 +35,7 @@ __all__ = [
     "StateChanged",
 ]
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 _INF = math.inf
 _NINF = -math.inf
 
@@ -50,17 +50,49 @@ _STOPPING = State.STOPPING
 _INF_FIELDS = ("_last_ts", "_last_act", "_now", "_floor")
 _SNAP_FIELDS = _INF_FIELDS + (
     "_power",
+    "_cum_ws",
+    "_cum_t",
     "_e_held",
+    "_e_held_i",
     "_start",
     "_t_stop",
     "_wk_s",
     "_wk_from",
-    "_int_ws",
-    "_int_t",
-    "_e_start",
+    "_i_start",
+    "_e_first",
+    "_i_first",
+    "_e_in",
     "_e_bad",
     "_stop_energy",
 )
+
+_V1_ONLY = ("int_ws", "int_t", "e_start", "e_held")
+
+
+def _upgrade_v1(snap):
+    """A version-1 snapshot in version-2 terms (KeyError if a field is missing).
+
+    Version 1 kept only the open session's own power integral (``int_ws``,
+    accounted up to ``int_t``): it becomes I with I(start) = 0, so the running
+    session's energy is exactly that integral.  Its counter fields are dropped
+    (version 1 did not keep I at a sample's time) and the running session is
+    marked integral-only; later sessions follow the full rule.  A session
+    restored while ``stopping`` keeps the energy version 1 froze at t_stop.
+    """
+    new = {k: v for k, v in snap.items() if k not in _V1_ONLY}
+    new.update(
+        version=SNAPSHOT_VERSION,
+        cum_ws=snap["int_ws"],
+        cum_t=snap["int_t"],
+        e_held=None,
+        e_held_i=0.0,
+        i_start=0.0,
+        e_first=None,
+        i_first=0.0,
+        e_in=False,
+        e_bad=True,
+    )
+    return new
 
 
 class SessionStateMachine:
@@ -69,8 +101,16 @@ class SessionStateMachine:
     Session bookkeeping: working time is summed per working segment
     (``_wk_s`` plus the open segment from ``_wk_from``) and standby time is
     ``end - start - working``, so the duration invariant holds exactly however
-    many readings a session has; energy is the meter counter difference or the
-    power integral ``_int_ws`` (W*s, accounted up to ``_int_t``).
+    many readings a session has.
+
+    Energy (rule in ``services/session_detector.py``): ``_cum_ws`` is the
+    cumulative power integral I in W*s, accounted up to ``_cum_t`` (the last
+    reading, or the moment the power was forgotten) and never reset.
+    ``_e_held``/``_e_held_i`` are the latest counter sample (Wh) and I at its
+    time; per session ``_i_start`` is I(start), ``_e_first``/``_i_first`` the
+    first counter sample (held at start, or the first inside), ``_e_in`` tells
+    whether a sample came inside the session (then ``_e_held`` is C_last) and
+    ``_e_bad`` that the counter went down (integral only).
     """
 
     __slots__ = (
@@ -87,11 +127,12 @@ class SessionStateMachine:
     def __init__(self, config):
         self.reconfigure(config)
         self._state = _IDLE
-        self._power = self._e_held = self._wk_from = self._e_start = None
+        self._power = self._e_held = self._wk_from = self._e_first = None
         self._last_ts = self._last_act = self._now = self._floor = _NINF
-        self._start = self._t_stop = self._int_t = 0.0
-        self._wk_s = self._int_ws = self._stop_energy = 0.0
-        self._e_bad = False
+        self._start = self._t_stop = self._cum_t = 0.0
+        self._wk_s = self._cum_ws = self._stop_energy = 0.0
+        self._e_held_i = self._i_start = self._i_first = 0.0
+        self._e_in = self._e_bad = False
         self._next_dl = _INF
 
     # -- public inputs -----------------------------------------------------
@@ -116,6 +157,10 @@ class SessionStateMachine:
         ev = []
         if ts >= self._next_dl:
             self._advance(ts, ev)
+        held = self._power
+        if held is not None:
+            self._cum_ws += held * (ts - self._cum_t)
+        self._cum_t = ts
         st = self._state
         if energy_wh is not None:
             self._count(st, energy_wh)
@@ -156,7 +201,7 @@ class SessionStateMachine:
             ev.append(StateChanged(t, st, _IDLE, None))
         elif st is not _IDLE:
             self._close(t, OFFLINE, t, None, ev)
-        self._power = None
+        self._forget(t)
         self._floor = t
         self._set_deadline()
         return ev
@@ -259,10 +304,12 @@ class SessionStateMachine:
     def restore(cls, config, snapshot):
         """Rebuild a machine from ``snapshot()`` output (after a JSON round trip)."""
         version = snapshot.get("version")
-        if version != SNAPSHOT_VERSION:
+        if version != SNAPSHOT_VERSION and version != 1:
             raise ValueError(f"unsupported session snapshot version {version!r}")
         machine = cls(config)
         try:
+            if version == 1:
+                snapshot = _upgrade_v1(snapshot)
             machine._state = State(snapshot["state"])
             for name in _SNAP_FIELDS:
                 value = snapshot[name[1:]]
@@ -288,20 +335,38 @@ class SessionStateMachine:
         return t, ev
 
     def _count(self, st, energy_wh):
-        """Track the meter counter; a decrease inside a session is a reset."""
+        """A counter sample at the reading just integrated (I is ``_cum_ws``).
+
+        Inside a session (``starting`` included) the first one is C_first when
+        none was held at the start, and a decrease is a meter reset.
+        """
         if st is not _IDLE:
-            if self._e_start is None:
-                self._e_start = energy_wh
+            if self._e_first is None:
+                self._e_first = energy_wh
+                self._i_first = self._cum_ws
             elif energy_wh < self._e_held:
                 self._e_bad = True
+            self._e_in = True
         self._e_held = energy_wh
+        self._e_held_i = self._cum_ws
 
-    def _feed_active(self, st, ts, power_w, ev):
-        """A reading while starting or in a session: integrate, then move."""
+    def _forget(self, t):
+        """The held power becomes unknown at t: account it up to t, then 0 W."""
         held = self._power
         if held is not None:
-            self._int_ws += held * (ts - self._int_t)
-        self._int_t = ts
+            self._cum_ws += held * (t - self._cum_t)
+            self._cum_t = t
+            self._power = None
+
+    def _integral_at(self, t):
+        """I(t) in W*s, for t >= ``_cum_t``."""
+        held = self._power
+        if held is None:
+            return self._cum_ws
+        return self._cum_ws + held * (t - self._cum_t)
+
+    def _feed_active(self, st, ts, power_w, ev):
+        """A reading while starting or in a session (already integrated): move."""
         self._power = power_w
         if power_w < self._sb_th:
             if st is _STARTING:
@@ -333,23 +398,29 @@ class SessionStateMachine:
 
     def _begin(self, t, working):
         """Reset the per-session accumulators at a (pending) session start."""
-        self._start = self._int_t = t
-        self._e_bad = False
-        self._wk_s = self._int_ws = 0.0
+        self._start = t
+        self._e_in = self._e_bad = False
+        self._wk_s = 0.0
         self._wk_from = t if working else None
-        self._e_start = self._e_held
+        self._i_start = self._integral_at(t)
+        self._e_first = self._e_held
+        self._i_first = self._e_held_i
 
     def _working_at(self, t):
         wk_from = self._wk_from
         return self._wk_s if wk_from is None else self._wk_s + (t - wk_from)
 
     def _energy_at(self, t):
-        """Counter difference when trustworthy, else the power integral up to t."""
-        if self._e_start is not None and not self._e_bad:
-            return self._e_held - self._e_start
-        held = self._power
-        tail = 0.0 if held is None else held * (t - self._int_t)
-        return (self._int_ws + tail) / 3600.0
+        """Session energy (Wh) up to t: counter over [t_first, t_last], I elsewhere."""
+        i_end = self._integral_at(t)
+        if not self._e_in or self._e_bad:  # no sample inside: C_last == C_first
+            return (i_end - self._i_start) / 3600.0
+        covered = (self._e_held - self._e_first) - (
+            self._i_start - self._i_first
+        ) / 3600.0
+        if covered < 0.0:  # counter below the head's integral: see the docs
+            covered = 0.0
+        return covered + (i_end - self._e_held_i) / 3600.0
 
     def _set_deadline(self):
         st = self._state
@@ -378,11 +449,11 @@ class SessionStateMachine:
                 self._close(self._t_stop, POWER_DROP, te, self._power, ev)
             elif st is _STARTING:
                 self._state = _IDLE
-                self._power = None
+                self._forget(self._last_act)
                 ev.append(StateChanged(te, st, _IDLE, None))
             else:
                 self._close(self._last_act, TIMEOUT, te, None, ev)
-                self._power = None
+                self._forget(self._last_act)
             self._floor = te
             self._set_deadline()
 

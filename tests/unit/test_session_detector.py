@@ -14,6 +14,7 @@ from services.session_detector import (
     MANUAL,
     OFFLINE,
     POWER_DROP,
+    SNAPSHOT_VERSION,
     TIMEOUT,
     DetectorConfig,
     SessionClosed,
@@ -289,7 +290,7 @@ def test_duration_invariant_exact_with_device_epoch_timestamps():
 def test_snapshot_is_versioned_json_and_restore_validates():
     m = machine()
     snap = m.snapshot()
-    assert snap["version"] == 1
+    assert snap["version"] == SNAPSHOT_VERSION == 2
     assert json.loads(json.dumps(snap, allow_nan=False)) == snap
     m.feed(0, 150, 12.5)
     m.tick(4)
@@ -331,10 +332,10 @@ def test_replay_orders_ignores_stale_and_returns_open_last():
     assert sessions[1].end_time is None and sessions[1].start_time == 40
     assert (sessions[1].standby_duration_s, sessions[1].working_duration_s) == (5, 0)
     final = replay(readings, DetectorConfig(), until=100)
-    # The counter held since 10 s is the counter at start and at end: 0 Wh.
-    assert final[1] == SessionSummary(40, 45, 5, 0, 0.0, TIMEOUT)
+    # Only the sample held since 10 s, none inside: the power integral.
+    assert final[1] == SessionSummary(40, 45, 5, 0, 50 * 5 / 3600, TIMEOUT)
     no_counter = replay([(r[0], r[1]) for r in readings], DetectorConfig(), 100)
-    assert no_counter[1].energy_wh == pytest.approx(50 * 5 / 3600)
+    assert no_counter[1] == final[1]
     assert replay([], DetectorConfig()) == []
 
 
@@ -350,3 +351,86 @@ def test_replay_recomputes_history_with_new_thresholds():
         (0, 5, POWER_DROP),
         (10, 20, POWER_DROP),
     ]
+
+
+def test_energy_exact_with_samples_consistent_with_power_on_device_epoch():
+    """10 min at 1200 W, a sample every 60 s that agrees with the power: 200 Wh."""
+    base = 1_780_000_000
+    readings = [(base - 100, 0.0, 1000.0)]
+    for t in range(0, 600, 5):
+        sample = 1000.0 + t / 3 if t % 60 == 30 else None
+        readings.append(
+            (base + t, 1200.0) if sample is None else (base + t, 1200.0, sample)
+        )
+    readings.append((base + 600, 0.0))
+    (session,) = replay(readings, DetectorConfig(), until=base + 700)
+    assert (session.start_time, session.end_time) == (base, base + 600)
+    assert session.energy_wh == 200.0
+    # Without the sample held before the start the first one (at 30 s) is
+    # C_first and the integral fills [0, 30]: still exactly 200 Wh.
+    (session,) = replay(readings[1:], DetectorConfig(), until=base + 700)
+    assert session.energy_wh == 200.0
+
+
+def test_open_session_energy_grows_with_the_held_power_after_the_last_sample():
+    m = machine(message_timeout_s=120)
+    m.feed(0, 0, 10.0)
+    m.feed(10, 1800)
+    m.tick(13)
+    m.feed(70, 1800, 40.0)  # the counter agrees: 1800 W for 60 s is 30 Wh
+    assert m.session.energy_wh == 30.0
+    m.tick(80)
+    assert m.session.energy_wh == 35.0
+
+
+# A version-1 snapshot (counter-only energy) of a working session that started
+# at 100 s with the sample 50.0 held from 0 s and saw 52.5 Wh at 110 s.
+V1_WORKING = {
+    "version": 1,
+    "state": "working",
+    "last_ts": 110,
+    "last_act": 110,
+    "now": 110,
+    "floor": 110,
+    "power": 1000,
+    "e_held": 52.5,
+    "start": 100,
+    "t_stop": 0.0,
+    "wk_s": 0.0,
+    "wk_from": 100,
+    "int_ws": 10000.0,
+    "int_t": 110,
+    "e_start": 50.0,
+    "e_bad": False,
+    "stop_energy": 0.0,
+}
+
+
+def test_restore_of_a_version_1_snapshot_takes_the_integral_for_its_session():
+    m = SessionStateMachine.restore(DetectorConfig(), dict(V1_WORKING))
+    assert (m.state, m.power_w, m.last_ts) == (State.WORKING, 1000, 110)
+    assert m.session == SessionSummary(100, None, 0.0, 10, 10000 / 3600, None)
+    assert m.snapshot()["version"] == 2
+    m.feed(115, 1000, 54.0)  # a sample inside no longer changes this session
+    (done,) = closed(m.feed(120, 0) + m.tick(135))
+    assert done == SessionSummary(100, 120, 0.0, 20, 20000 / 3600, POWER_DROP)
+    # The next session follows the full rule: counter 60 -> 80 over [200, 260].
+    for t in range(200, 260, 10):
+        m.feed(t, 1000, 60.0 if t == 200 else None)
+    (done,) = closed(m.feed(260, 0, 80.0) + m.tick(275))
+    assert (done.start_time, done.end_time, done.energy_wh) == (200, 260, 20.0)
+
+
+def test_restore_of_a_version_1_snapshot_keeps_energy_frozen_while_stopping():
+    snap = {**V1_WORKING, "state": "stopping", "t_stop": 110, "wk_s": 10.0}
+    snap.update(wk_from=None, power=0, stop_energy=2.5)
+    m = SessionStateMachine.restore(DetectorConfig(), snap)
+    assert m.session.energy_wh == 2.5
+    assert closed(m.tick(125))[0].energy_wh == 2.5
+    idle = {**V1_WORKING, "state": "idle", "wk_from": None, "power": 5}
+    m = SessionStateMachine.restore(DetectorConfig(), idle)
+    assert (m.state, m.session, m.power_w) == (State.IDLE, None, 5)
+    broken = dict(V1_WORKING)
+    del broken["int_ws"]
+    with pytest.raises(ValueError, match="invalid session snapshot: 'int_ws'"):
+        SessionStateMachine.restore(DetectorConfig(), broken)

@@ -321,17 +321,111 @@ CASES = [
         [(0, STRT), (3, WORK), (20, STPG), (35, IDLE)],
         [(0, 20, 0, 20, "power_drop", 2.0)],
     ),
+    # Was 1.5 Wh (counter only); the integral now fills the head [0, 10].
     case(
-        "counter_first_seen_inside_session",
+        "counter_first_seen_inside_session_integral_fills_head",
         [F(0, 360), F(10, 360, 7.0), F(20, 0, 8.5), T(35)],
         [(0, STRT), (3, WORK), (20, STPG), (35, IDLE)],
-        [(0, 20, 0, 20, "power_drop", 1.5)],
+        [(0, 20, 0, 20, "power_drop", 1.0 + 1.5)],
     ),
+    # Was 1.0 Wh (counter only); the integral now fills the tail [10, 20].
     case(
-        "counter_held_from_before_start",
+        "counter_held_from_before_start_integral_fills_tail",
         [F(0, 0, 40.0), F(5, 360), F(10, 360, 41.0), F(20, 0), T(35)],
         [(5, STRT), (8, WORK), (20, STPG), (35, IDLE)],
-        [(5, 20, 0, 15, "power_drop", 1.0)],
+        [(5, 20, 0, 15, "power_drop", 1.0 + 1.0)],
+    ),
+    # Shelly-like rows: power every 5-10 s, a counter sample about once a minute.
+    case(
+        "energy_40s_session_sample_only_before_start_is_the_integral",
+        [F(0, 10, 500.0)]
+        + [F(t, 1000) for t in range(100, 140, 10)]
+        + [F(140, 0), T(155)],
+        [(100, STRT), (103, WORK), (140, STPG), (155, IDLE)],
+        [(100, 140, 0, 40, "power_drop", 1000 * 40 / 3600)],  # 11.111 Wh
+    ),
+    case(
+        "energy_10min_consistent_samples_every_60s",
+        [F(-100, 0, 1000.0)]
+        + [F(t, 1200, 1000 + t / 3 if t % 60 == 30 else None) for t in range(0, 600, 5)]
+        + [F(600, 0), T(615)],
+        [(0, STRT), (3, WORK), (600, STPG), (615, IDLE)],
+        [(0, 600, 0, 600, "power_drop", 200.0)],
+    ),
+    # Counter 250 Wh over [60, 660] where 1200 W integrates to 200 Wh: the
+    # counter wins there, the integral adds the head [0, 60] and tail [660, 720].
+    case(
+        "energy_counter_disagrees_counter_covers_its_span",
+        [F(t, 1200, {60: 1000.0, 660: 1250.0}.get(t)) for t in range(0, 720, 5)]
+        + [F(720, 0), T(735)],
+        [(0, STRT), (3, WORK), (720, STPG), (735, IDLE)],
+        [(0, 720, 0, 720, "power_drop", 20 + 250 + 20)],
+    ),
+    # 12 W idle from -300 with a sample there: the head [-300, 0] integrates to
+    # 1 Wh and is taken off the 251 Wh the counter rose until 600.
+    case(
+        "energy_sample_held_from_idle_head_integral_subtracted",
+        [F(-300, 12, 1000.0)]
+        + [F(t, 1200, 1251.0 if t == 600 else None) for t in range(0, 720, 5)]
+        + [F(720, 0), T(735)],
+        [(0, STRT), (3, WORK), (720, STPG), (735, IDLE)],
+        [(0, 720, 0, 720, "power_drop", 250 + 1200 * 120 / 3600)],
+    ),
+    # The counter rose 0.5 Wh where the idle head alone integrates to 10 Wh:
+    # the covered part [3600, 3700] counts 0, the tail [3700, 3760] is kept.
+    case(
+        "energy_counter_below_head_integral_covered_part_is_zero",
+        [F(0, 10, 100.0)]
+        + [F(t, 1000, 100.5 if t == 3700 else None) for t in range(3600, 3760, 10)]
+        + [F(3760, 0), T(3775)],
+        [(3600, STRT), (3603, WORK), (3760, STPG), (3775, IDLE)],
+        [(3600, 3760, 0, 160, "power_drop", 1000 * 60 / 3600)],
+    ),
+    case(
+        "energy_counter_reset_inside_is_the_integral",
+        [F(0, 0, 5000.0), F(100, 900), F(110, 900, 0.2), F(120, 900, 3.0)]
+        + [F(130, 900), F(140, 0), T(155)],
+        [(100, STRT), (103, WORK), (140, STPG), (155, IDLE)],
+        [(100, 140, 0, 40, "power_drop", 10.0)],
+    ),
+    # Closing from stopping: end t_stop = 60, the sample at 70 is not used.
+    case(
+        "energy_stopping_close_uses_samples_up_to_t_stop",
+        [F(-10, 0, 100.0)]
+        + [F(t, 1200, 110.0 if t == 30 else None) for t in range(0, 60, 10)]
+        + [F(60, 0), F(70, 0, 125.0), T(75)],
+        [(0, STRT), (3, WORK), (60, STPG), (75, IDLE)],
+        [(0, 60, 0, 60, "power_drop", 10.0 + 10.0)],
+    ),
+    # The same, but power comes back: the sample at 70 is inside the session.
+    case(
+        "energy_sample_while_stopping_counts_if_session_continues",
+        [F(-10, 0, 100.0)]
+        + [F(t, 1200, 110.0 if t == 30 else None) for t in range(0, 60, 10)]
+        + [F(60, 0), F(70, 0, 125.0), F(72, 1200), F(80, 0), T(95)],
+        [(0, STRT), (3, WORK), (60, STPG), (72, WORK), (80, STPG), (95, IDLE)],
+        [(0, 80, 12, 68, "power_drop", 25.0 + 1200 * 8 / 3600)],
+    ),
+    # Offline at 10 forgets the power: [10, 50] adds nothing to the head that
+    # is taken off the counter (7 Wh over [0, 110]; I over [0, 50] is 1 Wh).
+    case(
+        "energy_offline_gap_adds_nothing_to_the_head",
+        [F(0, 360, 100.0), T(5), OFF(10)]
+        + [F(t, 360, 107.0 if t == 110 else None) for t in range(50, 120, 10)]
+        + [F(120, 0), T(135)],
+        [(0, STRT), (3, WORK), (10, IDLE), (50, STRT), (53, WORK)]
+        + [(120, STPG), (135, IDLE)],
+        [(0, 10, 0, 10, "offline", 1.0), (50, 120, 0, 70, "power_drop", 6.0 + 1.0)],
+    ),
+    # A timeout forgets the power at the last reading (10), not at 30.
+    case(
+        "energy_timeout_gap_adds_nothing_to_the_head",
+        [F(0, 360, 100.0), F(10, 360), T(30)]
+        + [F(t, 360, 107.0 if t == 110 else None) for t in range(50, 120, 10)]
+        + [F(120, 0), T(135)],
+        [(0, STRT), (3, WORK), (30, IDLE), (50, STRT), (53, WORK)]
+        + [(120, STPG), (135, IDLE)],
+        [(0, 10, 0, 10, "timeout", 1.0), (50, 120, 0, 70, "power_drop", 6.0 + 1.0)],
     ),
 ]
 
