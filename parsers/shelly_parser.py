@@ -5,6 +5,11 @@ the parser keeps the last known component status and merges each delta onto
 it (a missing ``apower`` is "unchanged", never 0). It also learns the offset
 between the device clock and ours, so frames without device time (status
 topics, poll replies, online) land on the device clock too.
+
+Power, voltage and current are held and repeated on every reading; the energy
+counter is held too, but ``Reading.energy_wh`` is set only when the frame
+itself carried a fresh ``aenergy.total`` (the session detector takes every
+energy value as a new counter sample).
 """
 
 import json
@@ -141,7 +146,12 @@ class ShellyGen2Parser:
         return subscriptions(self.prefix)
 
     def parse(self, topic: str, payload: bytes | str, received_at: float) -> Reading:
-        """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
+        """One frame -> Reading, or raise a ParseError subclass (nothing else).
+
+        ``energy_wh`` is only set when this frame carried ``aenergy.total``: a
+        NotifyStatus delta with it, a NotifyFullStatus, a status topic or an
+        RPC reply with a component status that has it.
+        """
         try:
             if topic.startswith(self._prefix_slash):
                 rest = topic[self._skip :]
@@ -210,7 +220,9 @@ class ShellyGen2Parser:
             ts, ts_source = received_at, TS_RECEIVED
         else:
             ts_source = TS_DEVICE
-        return self._reading(state, ts, received_at, ts_source, src, source)
+        aenergy = comp.get("aenergy")
+        fresh = full or (type(aenergy) is dict and "total" in aenergy)
+        return self._reading(state, ts, received_at, ts_source, src, source, fresh)
 
     def _status_topic(self, name, payload, received_at):
         status = load_object(payload, self.limits)
@@ -223,7 +235,7 @@ class ShellyGen2Parser:
         state = self._merged(status, True)
         self._status = state
         ts, ts_source = self._offset_time(received_at)
-        return self._reading(state, ts, received_at, ts_source, None, "status")
+        return self._reading(state, ts, received_at, ts_source, None, "status", True)
 
     def _reply(self, payload, received_at):
         frame = load_object(payload, self.limits)
@@ -261,7 +273,7 @@ class ShellyGen2Parser:
         state = self._merged(status, True)
         self._status = state
         ts, ts_source = self._offset_time(received_at)
-        return self._reading(state, ts, received_at, ts_source, src, "rpc_reply")
+        return self._reading(state, ts, received_at, ts_source, src, "rpc_reply", True)
 
     def _merged(self, comp, full):
         """Validate ``comp`` and return the new state; ``self`` is untouched."""
@@ -308,7 +320,8 @@ class ShellyGen2Parser:
             return received_at, TS_RECEIVED
         return received_at + offset, TS_OFFSET
 
-    def _reading(self, state, ts, received_at, ts_source, src, source):
+    def _reading(self, state, ts, received_at, ts_source, src, source, fresh):
+        """The reading of ``state``; the energy counter only when ``fresh``."""
         device_key = src or self.prefix
         errors = state.get("errors")
         if errors:
@@ -323,7 +336,7 @@ class ShellyGen2Parser:
         watts = state.get("apower")
         if watts is None:
             raise NotAReading(f"no power known yet for {self.component}", "no_power")
-        aenergy = state.get("aenergy")
+        aenergy = state.get("aenergy") if fresh else None
         return Reading(
             ts=ts,
             received_at=received_at,

@@ -185,7 +185,8 @@ def test_real_sequence_voltage_energy_and_output_deltas_keep_power():
         TS_RECEIVED,
     )
     volt = parser.parse(LINES[19]["topic"], LINES[19]["payload"], R + 1)
-    assert (volt.power_w, volt.voltage_v, volt.energy_wh) == (0.0, 232.7, 0.0)
+    # The counter (0.0 from line 20) is held, not re-sent without a fresh total.
+    assert (volt.power_w, volt.voltage_v, volt.energy_wh) == (0.0, 232.7, None)
     assert (volt.ts, volt.ts_source, volt.device_key) == (
         1661517385.44,
         TS_DEVICE,
@@ -195,20 +196,22 @@ def test_real_sequence_voltage_energy_and_output_deltas_keep_power():
     energy = parser.parse(LINES[21]["topic"], LINES[21]["payload"], R + 37)
     assert (energy.power_w, energy.energy_wh, energy.ts) == (0.0, 0.0, 1661517421.44)
     output = parser.parse(LINES[22]["topic"], LINES[22]["payload"], R + 48)
-    assert (output.power_w, output.ts) == (0.0, 1661517432.85)
+    assert (output.power_w, output.energy_wh, output.ts) == (0.0, None, 1661517432.85)
     # Online after learning the offset lands on the device clock.
     back = parser.parse(LINES[18]["topic"], LINES[18]["payload"], R + 50)
     assert back.ts == pytest.approx(1661517385.44 - 1 + 50)
     assert (back.ts_source, back.online) == (TS_OFFSET, True)
 
 
-def test_real_sequence_status_then_delta_holds_energy():
-    """Lines 1 then 0 (7 ms apart in the log): the delta keeps the total."""
+def test_real_sequence_status_then_delta_holds_but_does_not_resend_energy():
+    """Lines 1 then 0 (7 ms apart in the log): the delta holds the total."""
     parser = ShellyGen2Parser("shelly1pmminig3-5432044edbc0", "switch:0")
-    parser.parse(LINES[1]["topic"], LINES[1]["payload"], R)
+    status = parser.parse(LINES[1]["topic"], LINES[1]["payload"], R)
+    assert status.energy_wh == 152669.987
     reading = parser.parse(LINES[0]["topic"], LINES[0]["payload"], R)
     assert (reading.power_w, reading.current_a) == (11.5, 0.071)
-    assert (reading.energy_wh, reading.voltage_v) == (152669.987, 240.3)
+    assert (reading.energy_wh, reading.voltage_v) == (None, 240.3)
+    assert parser.snapshot()["status"]["aenergy"] == {"total": 152669.987}
 
 
 def test_switch_set_reply_does_not_touch_the_held_status():

@@ -81,10 +81,11 @@ def test_full_status_then_power_delta_then_energy_delta(parser):
     full = parser.parse(EV, pm("events_notify_full_status.json"), R)
     assert vals(full, "power_w energy_wh voltage_v") == (4.4, 42291.09, 229.8)
     assert vals(full, "source ts") == ("notify_full_status", 1752840121.07)
+    # Power and voltage are held; the counter is only sent with a fresh total.
     power = parser.parse(EV, pm("events_notify_status_delta.json"), R)
-    assert vals(power, "power_w energy_wh voltage_v") == (1234.5, 42291.09, 229.8)
+    assert vals(power, "power_w energy_wh voltage_v") == (1234.5, None, 229.8)
     energy = parser.parse(EV, pm("events_notify_status_energy.json"), R + 27)
-    assert vals(energy, "power_w energy_wh") == (1234.5, 42312.456)
+    assert vals(energy, "power_w energy_wh voltage_v") == (1234.5, 42312.456, 229.8)
     assert energy.ts == 1752840180.01
 
 

@@ -60,21 +60,54 @@ def test_null_removes_a_field(parser):
         EV, notify({"apower": 1.0, "voltage": 230.0, "aenergy": {"total": 5}}), R
     )
     reading = parser.parse(EV, notify({"voltage": None}), R)
-    assert vals(reading, "voltage_v energy_wh") == (None, 5.0)
+    assert vals(reading, "power_w voltage_v") == (1.0, None)
+    assert parser.snapshot()["status"] == {"apower": 1.0, "aenergy": {"total": 5.0}}
     assert parser.parse(EV, notify({"aenergy": None}), R).energy_wh is None
+    assert parser.snapshot()["status"] == {"apower": 1.0}
     assert code_of(parser, EV, notify({"apower": None})) == "no_power"
 
 
-def test_energy_delta_without_total_keeps_total(parser):
-    parser.parse(EV, notify({"apower": 1.0, "aenergy": {"total": 5.5}}), R)
-    reading = parser.parse(EV, notify({"aenergy": {"by_minute": [1, 2, 3]}}), R)
-    assert reading.energy_wh == 5.5
+# -- energy: held in the status, sent only when the frame carries a fresh total --
+
+
+def test_energy_only_with_a_fresh_total(parser):
+    first = parser.parse(EV, notify({"apower": 1.0, "aenergy": {"total": 5.5}}), R)
+    assert vals(first, "power_w energy_wh") == (1.0, 5.5)
+    # apower only, voltage only, by_minute only: the counter is no new sample.
+    for comp in ({"apower": 2.0}, {"voltage": 230.0}, {"aenergy": {"by_minute": [1]}}):
+        reading = parser.parse(EV, notify(comp), R)
+        assert vals(reading, "power_w energy_wh") == (comp.get("apower", 2.0), None)
+    assert parser.snapshot()["status"]["aenergy"] == {"total": 5.5}  # still held
+    again = parser.parse(EV, notify({"aenergy": {"total": 5.5}}), R)
+    assert vals(again, "power_w energy_wh") == (2.0, 5.5)  # same value, fresh
+    newer = parser.parse(EV, notify({"aenergy": {"by_minute": [], "total": 6}}), R)
+    assert vals(newer, "power_w energy_wh") == (2.0, 6.0)
+    assert parser.parse(EV, notify({"aenergy": {"total": None}}), R).energy_wh is None
+
+
+def test_full_frames_carry_the_energy_they_have(parser):
+    full = notify({"apower": 3.0, "aenergy": {"total": 7.0}}, method="NotifyFullStatus")
+    assert parser.parse(EV, full, R).energy_wh == 7.0
+    # A full status without aenergy replaces the status: no counter at all.
+    bare = notify({"apower": 3.0}, method="NotifyFullStatus")
+    assert parser.parse(EV, bare, R).energy_wh is None
+    assert "aenergy" not in parser.snapshot()["status"]
+    status = parser.parse(
+        f"{DEV}/status/pm1:0", b'{"apower":3,"aenergy":{"total":8}}', R
+    )
+    assert status.energy_wh == 8.0
+    reply = b'{"id":1,"src":"%s","result":{"id":0,"apower":3.0}}' % DEV.encode()
+    assert parser.parse("owm/rpc", reply, R).energy_wh is None
+    reply = b'{"id":2,"src":"%s","result":{"id":0,"apower":3,"aenergy":{"total":9}}}'
+    assert parser.parse("owm/rpc", reply % DEV.encode(), R).energy_wh == 9.0
+    assert parser.parse(EV, notify({"apower": 4.0}), R).energy_wh is None
 
 
 def test_energy_only_delta_before_any_power_is_not_a_reading(parser):
     assert code_of(parser, EV, notify({"aenergy": {"total": 5.5}})) == "no_power"
-    # ... but it is remembered for the first power.
-    assert parser.parse(EV, notify({"apower": 2}), R).energy_wh == 5.5
+    # It is held, but the first power delta does not carry it as a new sample.
+    assert vals(parser.parse(EV, notify({"apower": 2}), R), "energy_wh") == (None,)
+    assert parser.snapshot()["status"] == {"apower": 2.0, "aenergy": {"total": 5.5}}
 
 
 def test_full_status_replaces_instead_of_merging(parser):
@@ -145,8 +178,10 @@ def test_snapshot_restore_roundtrip_through_json(parser):
     state = json.loads(json.dumps(parser.snapshot()))
     fresh = ShellyGen2Parser(DEV)
     fresh.restore(state)
+    assert fresh.snapshot() == parser.snapshot()
     reading = fresh.parse(EV, notify({"voltage": 230.0}), R)
-    assert vals(reading, "power_w energy_wh voltage_v") == (50.0, 9.0, 230.0)
+    assert vals(reading, "power_w energy_wh voltage_v") == (50.0, None, 230.0)
+    assert fresh.snapshot()["status"]["aenergy"] == {"total": 9.0}
     assert fresh.clock_offset == parser.clock_offset
 
 
