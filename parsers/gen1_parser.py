@@ -3,6 +3,10 @@
 Gen1 devices publish ``<prefix>/relay/N/power`` (or ``emeter/N/power``) and
 the energy counter on separate topics, with no device time, so the parser
 holds the last value of each and stamps readings with the receive time.
+
+A power frame gives the power and no energy; an energy frame gives the fresh
+counter with the held power (the session detector takes every energy value as
+a new counter sample, so a held counter is never repeated).
 """
 
 from .exceptions import (
@@ -65,11 +69,12 @@ class ShellyGen1Parser:
     def parse(self, topic: str, payload: bytes | str, received_at: float) -> Reading:
         """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
         try:
+            wh = None  # only an energy frame carries the counter
             if topic == self._power_topic:
                 self._power = power(self._number(payload), self.limits)
             elif topic == self._energy_topic:
                 value = energy(self._number(payload), "energy")
-                self._energy = value / self._energy_divisor
+                self._energy = wh = value / self._energy_divisor
                 if self._power is None:
                     raise NotAReading("energy before any power", "no_power")
             elif topic == self._online_topic:
@@ -91,7 +96,7 @@ class ShellyGen1Parser:
                 ts=received_at,
                 received_at=received_at,
                 power_w=self._power,
-                energy_wh=self._energy,
+                energy_wh=wh,
                 device_key=self.prefix,
                 ts_source=TS_RECEIVED,
                 source="status",

@@ -1,7 +1,9 @@
 """Any other meter: a JSON object with a dotted path to the power, or a number.
 
 For Tasmota (``ENERGY.Power``), ESPHome, Zigbee2MQTT and home-made sensors,
-configured per device by paths instead of code.
+configured per device by paths instead of code. Stateless: every payload
+stands alone, so ``energy_wh`` is set only when the energy path is present
+(and not null) in that payload, never held from an earlier one.
 """
 
 from .exceptions import (

@@ -44,10 +44,15 @@ def test_relay_energy_is_watt_minutes_and_power_is_held():
     parser = ShellyGen1Parser(PLUG, "relay:0")
     energy = fixture("shellyplug-s_fw1.14.0_relay_0_energy.txt")
     assert code_of(parser, f"{PLUG}/relay/0/energy", energy) == "no_power"
+    assert parser.snapshot()["energy_wh"] == pytest.approx(7404 / 60)
+    # A power frame carries no counter: the held one is no new sample.
     power = parser.parse(f"{PLUG}/relay/0/power", b"10.5", R)
-    assert (power.power_w, power.energy_wh) == (10.5, pytest.approx(7404 / 60))
+    assert (power.power_w, power.energy_wh) == (10.5, None)
     again = parser.parse(f"{PLUG}/relay/0/energy", b"7464", R + 30)
     assert (again.power_w, again.energy_wh, again.ts) == (10.5, 124.4, R + 30)
+    later = parser.parse(f"{PLUG}/relay/0/power", b"11", R + 31)
+    assert (later.power_w, later.energy_wh) == (11.0, None)
+    assert parser.snapshot() == {"power_w": 11.0, "energy_wh": 124.4}
 
 
 def test_emeter_channel_fixtures():
@@ -59,6 +64,8 @@ def test_emeter_channel_fixtures():
     ).power_w == (412.8)
     reading = parser.parse("shellies/shellyem3-ecfabc/emeter/1/total", total, R)
     assert (reading.power_w, reading.energy_wh) == (412.8, 12345.6)
+    power = parser.parse("shellies/shellyem3-ecfabc/emeter/1/power", b"400", R)
+    assert (power.power_w, power.energy_wh) == (400.0, None)
     other = "shellies/shellyem3-ecfabc/emeter/0/power"
     assert code_of(parser, other, b"1.0") == "other_topic"
 
@@ -126,7 +133,8 @@ def test_snapshot_restore():
     parser.parse(f"{PLUG}/relay/0/power", b"20", R)
     fresh = ShellyGen1Parser(PLUG)
     fresh.restore(parser.snapshot())
-    assert fresh.parse(f"{PLUG}/relay/0/energy", b"60", R).power_w == 20.0
+    reading = fresh.parse(f"{PLUG}/relay/0/energy", b"60", R)
+    assert (reading.power_w, reading.energy_wh) == (20.0, 1.0)
     fresh.restore({"power_w": "x", "energy_wh": -1})
     assert fresh.snapshot() == {"power_w": None, "energy_wh": None}
     fresh.restore(None)

@@ -143,6 +143,17 @@ def test_rejections(payload, exc, code):
     assert code_of(parser, payload, exc) == code
 
 
+def test_energy_only_from_the_payload_that_carries_it():
+    parser = GenericJsonParser(TOPIC, energy_path="e.total", energy_scale=1000)
+    first = parser.parse(TOPIC, b'{"power":5,"e":{"total":1.5}}', R)
+    assert (first.power_w, first.energy_wh) == (5.0, 1500.0)
+    for payload in (b'{"power":6}', b'{"power":6,"e":{}}', b'{"power":6,"e":null}'):
+        reading = parser.parse(TOPIC, payload, R)
+        assert (reading.power_w, reading.energy_wh) == (6.0, None)
+    assert parser.parse(TOPIC, b"7", R).energy_wh is None  # a plain number
+    assert parser.snapshot() == {}  # nothing held between payloads
+
+
 def test_noise_and_limits():
     parser = GenericJsonParser(TOPIC, limits=Limits(max_power_w=500.0))
     assert parser.parse(TOPIC, b"-0.3", R).power_w == 0.0
