@@ -2,12 +2,15 @@
 
 Streams mix readings (powers around the thresholds, time steps including 0 and
 long gaps, optional meter counters with resets, stale redeliveries), watchdog
-ticks, offline notices and manual start/stop.
+ticks, offline notices and manual start/stop.  Events and open sessions are
+compared whole, so every comparison includes each session's energy.
 """
 
+import dataclasses
 import itertools
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -178,3 +181,34 @@ def test_replay_equals_live_machine_with_or_without_watchdog_ticks(
         previous = max(op[1], previous if previous is not None else op[1])
     events += ticked.tick(end)
     assert sessions_of(ticked, events) == expected
+
+
+@FAST
+@given(CONFIGS, st.data())
+def test_energy_is_the_integral_when_the_counter_agrees_with_the_power(config, data):
+    """A meter whose counter is exactly the integral of the reported power:
+    whichever readings carry a sample, every session gets the energy of the
+    same stream without any counter (gaps stay under the timeout, so the
+    held power is never forgotten while the meter counts on)."""
+    t = data.draw(st.sampled_from([0.0, 1_700_000_000.0]))
+    counter = data.draw(st.floats(0.0, 1e4))
+    gaps = st.floats(0.001, config.message_timeout_s * 0.99)
+    plain, sampled = [], []
+    held = None
+    for _ in range(data.draw(st.integers(0, 40))):
+        step = data.draw(gaps)
+        if held is not None:
+            counter += held * step / 3600
+        t += step
+        held = data.draw(POWERS)
+        plain.append((t, held))
+        sampled.append((t, held, counter) if data.draw(st.booleans()) else (t, held))
+    end = t + data.draw(STEPS)
+    expected = replay(plain, config, until=end)
+    got = replay(sampled, config, until=end)
+    assert [dataclasses.replace(s, energy_wh=0.0) for s in got] == [
+        dataclasses.replace(s, energy_wh=0.0) for s in expected
+    ]
+    assert [s.energy_wh for s in got] == pytest.approx(
+        [s.energy_wh for s in expected], rel=1e-9, abs=1e-6
+    )
