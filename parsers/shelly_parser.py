@@ -9,7 +9,9 @@ topics, poll replies, online) land on the device clock too.
 Power, voltage and current are held and repeated on every reading; the energy
 counter is held too, but ``Reading.energy_wh`` is set only when the frame
 itself carried a fresh ``aenergy.total`` (the session detector takes every
-energy value as a new counter sample).
+energy value as a new counter sample). A NotifyStatus/NotifyFullStatus whose
+synced ``ts`` is older than the newest one merged is stale (a redelivery or
+an out-of-order frame): ``NotAReading("stale")``, and nothing is merged.
 """
 
 import json
@@ -130,6 +132,7 @@ class ShellyGen2Parser:
         self._prefix_slash = prefix + "/"
         self._skip = len(prefix) + 1
         self._status = {}
+        self._newest_ts = None  # newest synced params.ts merged into _status
         self._clock_offset = None
         self._device_id = None
 
@@ -213,7 +216,16 @@ class ShellyGen2Parser:
             self._learn(ts, received_at, src)
             raise NotAReading(f"no {self.component} in this frame", "no_component")
         state = self._merged(comp, full)
-        # Validated: only now may the frame change what the parser knows.
+        if ts is not None:
+            newest = self._newest_ts
+            if newest is not None and ts < newest:
+                # Merging it would put old values back and repeat them with
+                # every later delta; equal ts (one instant, two frames) merges.
+                raise NotAReading(
+                    f"ts {ts!r} is older than {newest!r}, already merged", "stale"
+                )
+            self._newest_ts = ts
+        # Validated and not stale: only now may the frame change what we know.
         self._status = state
         self._learn(ts, received_at, src)
         if ts is None:
@@ -359,6 +371,7 @@ class ShellyGen2Parser:
         return {
             "component": self.component,
             "status": status,
+            "newest_ts": self._newest_ts,
             "clock_offset": self._clock_offset,
             "device_id": self._device_id,
         }
@@ -367,17 +380,24 @@ class ShellyGen2Parser:
         """Take back a :meth:`snapshot`; invalid parts are dropped, not raised.
 
         A corrupt snapshot must not stop a device from being read: the worst
-        case is starting fresh, exactly as with no snapshot at all.
+        case is starting fresh, exactly as with no snapshot at all. Snapshots
+        from before ``newest_ts`` existed restore without a stale check.
         """
         if type(state) is not dict:
             state = {}
         status = state.get("status")
+        newest_ts = state.get("newest_ts")
         if state.get("component", self.component) != self.component:
-            status = None  # the device was reconfigured to another component
+            # The device was reconfigured to another component.
+            status = newest_ts = None
         try:
             self._status = self._merged(status, True) if type(status) is dict else {}
         except ParseError:
             self._status = {}
+        try:
+            self._newest_ts = device_time(newest_ts)  # None unless synced
+        except ParseError:
+            self._newest_ts = None
         try:
             self.clock_offset = state.get("clock_offset")
         except ValueError:

@@ -2,7 +2,10 @@
 
 One explicit row per line of ``../shared/fixtures/shelly/payloads.jsonl``:
 which parser reads it (kind, prefix, component, topic fed) and what must come
-out (the reading's values, or the exact NotAReading / RejectedPayload code).
+out (the reading's values, or the exact NotAReading / RejectedPayload code)
+when the line is fed alone to a fresh parser. ``IN_FILE_ORDER`` says what
+changes when each device's lines go through one parser in file order (held
+status, the learned clock, stale frames).
 """
 
 import json
@@ -76,6 +79,7 @@ TABLE = {
     3: (G2, "ShellyLichtGarten", "switch:0", None, ok(0.0, 2690.73, 238.3, 0.0)),
     4: (G2, "shellyplus1pm-3c61057263dc", "switch:0", None,
         delta(579.0, 1657970346.65, "shellyplus1pm-3c61057263dc")),
+    # Alone a reading; after line 4 (2 s newer) it is stale: see IN_FILE_ORDER.
     5: (G2, "shellyplus1pm-3c61057263dc", "switch:0", None,
         delta(639.2, 1657970344.65, "shellyplus1pm-3c61057263dc")),
     6: (G2, "Shelly-bkw", "switch:0", None, ok(639.2, 1039.106, 223.2, 2.23)),
@@ -125,6 +129,30 @@ TABLE = {
 }  # fmt: skip
 
 
+def offset(want, ts):
+    """``want`` on the device clock learned from an earlier line (ts)."""
+    return dict(want, ts=ts, ts_source=TS_OFFSET)
+
+
+# line: want, when the earlier lines of the same (kind, prefix, component) in
+# file order went through the same parser first; every other line as in TABLE.
+IN_FILE_ORDER = {
+    # A status topic after a delta of the same device: on its clock.
+    1: offset(ok(11.5, 152669.987, 240.3, 0.073), 1788945292.88),
+    3: offset(ok(0.0, 2690.73, 238.3, 0.0), 1788945300.02),
+    # Device time 2 s older than line 4, already merged: an out-of-order
+    # frame, never merged (its 639.2 W must not come back with later deltas).
+    5: no("stale"),
+    16: offset(ok(0.0, 0.0, 240.873, None), 1632666420.17),
+    20: offset(ok(0.0, 0.0, 232.7, 0.0), 1661517385.44),
+    # After the status of line 20 the power is known: deltas without apower
+    # hold it; the fresh total of line 21 is sent, line 22 has none.
+    21: delta(0.0, 1661517421.44, PLUS_SRC, 0.0, 232.7, 0.0),
+    22: delta(0.0, 1661517432.85, PLUS_SRC, None, 232.7, 0.0),
+    23: offset(online(False), 1661517432.85),
+}
+
+
 def make(kind, prefix, component):
     cls = ShellyGen2Parser if kind == G2 else ShellyGen1Parser
     return cls(prefix, component)
@@ -135,26 +163,61 @@ def test_table_covers_every_line():
     assert sorted(TABLE) == list(range(len(LINES)))
 
 
-@pytest.mark.parametrize("index", sorted(TABLE))
-def test_line(index):
+def check(parser, index, want):
+    """Feed line ``index`` to ``parser``; the outcome must be ``want``."""
     line = LINES[index]
-    kind, prefix, component, topic, want = TABLE[index]
+    kind, prefix, component, topic, _ = TABLE[index]
     topic = topic or line["topic"]
     if not line["topic"].startswith("HTTP"):
         assert topic == line["topic"]
-    parser = make(kind, prefix, component)
     payload = line["payload"].encode("utf-8")
     if isinstance(want, tuple):
         with pytest.raises(NotAReading) as info:
             parser.parse(topic, payload, R)
-        assert info.value.code == want[1], info.value.detail
+        assert info.value.code == want[1], (index, info.value.detail)
         return
     reading = parser.parse(topic, payload, R)
     want = dict(want)
     want.setdefault("device_key", prefix)
     got = {name: getattr(reading, name) for name in want}
-    assert got == want
+    assert got == want, index
     assert reading.received_at == R
+
+
+@pytest.mark.parametrize("index", sorted(TABLE))
+def test_line(index):
+    kind, prefix, component, _, want = TABLE[index]
+    check(make(kind, prefix, component), index, want)
+
+
+def test_lines_in_file_order_through_one_parser_per_device():
+    parsers = {}
+    for index in sorted(TABLE):
+        kind, prefix, component, _, want = TABLE[index]
+        key = (kind, prefix, component)
+        parser = parsers.setdefault(key, make(*key))
+        check(parser, index, IN_FILE_ORDER.get(index, want))
+    assert len(parsers) == 24
+
+
+def test_real_sequence_new_delta_stale_delta_then_a_delta_without_power():
+    """Lines 4 then 5 (2 s older): the stale 639.2 W never comes back."""
+    parser = ShellyGen2Parser("shellyplus1pm-3c61057263dc", "switch:0")
+    new = parser.parse(LINES[4]["topic"], LINES[4]["payload"], R)
+    assert (new.power_w, new.ts) == (579.0, 1657970346.65)
+    before = parser.snapshot()
+    with pytest.raises(NotAReading) as info:
+        parser.parse(LINES[5]["topic"], LINES[5]["payload"], R + 0.1)
+    assert info.value.code == "stale"
+    assert parser.snapshot() == before
+    later = LINES[4]["payload"].replace('"apower":579.0', '"voltage":231.2')
+    later = later.replace("1657970346.65", "1657970348.65")
+    reading = parser.parse(LINES[4]["topic"], later, R + 2)
+    assert (reading.power_w, reading.voltage_v, reading.ts) == (
+        579.0,
+        231.2,
+        1657970348.65,
+    )
 
 
 @pytest.mark.parametrize("index", range(len(LINES)))
