@@ -160,12 +160,12 @@ class MqttConnection(models.Model):
         readonly=True, copy=False, help="The server process consuming this broker."
     )
     heartbeat = fields.Datetime(string="Runner Heartbeat", readonly=True, copy=False)
-    stat_received = fields.Integer(string="Messages Received", readonly=True)
-    stat_readings = fields.Integer(string="Readings", readonly=True)
-    stat_ignored = fields.Integer(string="Not Readings", readonly=True)
-    stat_rejected = fields.Integer(string="Rejected Payloads", readonly=True)
-    stat_rate_limited = fields.Integer(string="Rate-Limited", readonly=True)
-    stat_unmatched = fields.Integer(string="Unmatched Topics", readonly=True)
+    stat_received = fields.Integer(string="Messages Received", readonly=True, default=0)
+    stat_readings = fields.Integer(string="Readings", readonly=True, default=0)
+    stat_ignored = fields.Integer(string="Not Readings", readonly=True, default=0)
+    stat_rejected = fields.Integer(string="Rejected Payloads", readonly=True, default=0)
+    stat_rate_limited = fields.Integer(string="Rate-Limited", readonly=True, default=0)
+    stat_unmatched = fields.Integer(string="Unmatched Topics", readonly=True, default=0)
     committed_mids = fields.Char(
         readonly=True,
         copy=False,

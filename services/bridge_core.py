@@ -322,7 +322,8 @@ class BridgeCore:
         try:
             reading = dev.parser.parse(msg.topic, msg.payload, msg.received_at)
         except NotAReading as exc:
-            stats["ignored"] += 1
+            # "stale": an older frame than one already merged (redelivery).
+            stats["stale" if exc.code == "stale" else "ignored"] += 1
             if dev.cfg.log_raw:
                 self._raw(batch, conn_id, dev, msg, "not_reading", exc.code, None, None)
             return

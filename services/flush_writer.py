@@ -144,6 +144,9 @@ def _write_sessions(env, core, batch):
                 # A user may have closed it by hand meanwhile: never reopen it.
                 if session.exists() and session.state == "running":
                     session.write(_session_values(data))
+                    # The ORM writes lazily: close it in the database before the
+                    # next session of this device is inserted (one running each).
+                    session.flush_recordset()
                 if op == "close":
                     sid = None
         result[dev_id] = sid
@@ -267,12 +270,12 @@ def _companies(env, core, batch):
 
 _CONNECTION_UPDATE = """
 UPDATE mqtt_connection SET
-    stat_received = stat_received + %s,
-    stat_readings = stat_readings + %s,
-    stat_ignored = stat_ignored + %s,
-    stat_rejected = stat_rejected + %s,
-    stat_rate_limited = stat_rate_limited + %s,
-    stat_unmatched = stat_unmatched + %s,
+    stat_received = COALESCE(stat_received, 0) + %s,
+    stat_readings = COALESCE(stat_readings, 0) + %s,
+    stat_ignored = COALESCE(stat_ignored, 0) + %s,
+    stat_rejected = COALESCE(stat_rejected, 0) + %s,
+    stat_rate_limited = COALESCE(stat_rate_limited, 0) + %s,
+    stat_unmatched = COALESCE(stat_unmatched, 0) + %s,
     heartbeat = (now() at time zone 'UTC'),
     owner_node = %s,
     state = %s,

@@ -45,6 +45,7 @@ _logger = logging.getLogger(__name__)
 
 LOCK_KEY = 0x4F574D51  # "OWMQ": first key of pg_try_advisory_lock(int, int)
 RECONCILE_EVERY_S = 30.0  # safety net; NOTIFY and the revision make it ~instant
+TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connections
 REV_POLL_S = 1.0
 HEARTBEAT_EVERY_S = 2.0
 HOUSEKEEPING_S = 0.25
@@ -98,6 +99,8 @@ class IotBridgeService:
         self._next_reconcile = 0.0
         self._next_heartbeat = 0.0
         self._booted = False
+        self._connections = {}
+        self._next_takeover_check = 0.0
         self._housekeeping_at = 0.0
         self.flush_count = 0
         self.flush_errors = 0
@@ -152,6 +155,7 @@ class IotBridgeService:
             if now >= self._housekeeping_at:
                 self._housekeeping_at = now + HOUSEKEEPING_S
                 self._check_notifications(now)
+                self._check_takeover(now)
                 self.core.tick(batch)
                 self._send_polls()
             due = batch.started is not None and (
@@ -238,6 +242,30 @@ class IotBridgeService:
             self._reload_again_at = None
             self._reload = True
 
+    def _check_takeover(self, now):
+        """A connection we want but another runner owns: is its lock free now
+        (that runner died)?  Then reconcile at once to take it over."""
+        if now < self._next_takeover_check:
+            return
+        self._next_takeover_check = now + TAKEOVER_CHECK_S
+        for conn_id, info in self._connections.items():
+            if (
+                info["desired"]
+                and conn_id not in self.owned
+                and self._try_lock(conn_id)
+            ):
+                self._unlock(conn_id)
+                self._reload = True
+                return
+
+    def _try_lock(self, conn_id):
+        try:
+            with self._lock_cnx.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_KEY, conn_id))
+                return cur.fetchone()[0]
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            raise LockConnectionLost(str(exc)) from exc
+
     def _send_polls(self):
         for conn_id, topic, payload in self.core.due_polls():
             owned = self.owned.get(conn_id)
@@ -259,6 +287,7 @@ class IotBridgeService:
                     "WHERE auto_start AND active AND NOT run_requested"
                 )
             connections = load_connections(env)
+        self._connections = connections
         for conn_id in list(self.owned):
             info = connections.get(conn_id)
             if info is None or not info["desired"]:
@@ -290,10 +319,8 @@ class IotBridgeService:
             owned.client.start()  # no-op when running
 
     def _acquire(self, conn_id, info):
-        with self._lock_cnx.cursor() as cur:
-            cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_KEY, conn_id))
-            if not cur.fetchone()[0]:
-                return  # another runner owns it
+        if not self._try_lock(conn_id):
+            return  # another runner owns it
         token = uuid.uuid4().hex
         try:
             with Registry(self.dbname).cursor() as cr:
@@ -348,6 +375,8 @@ class IotBridgeService:
         self._unlock(conn_id)
 
     def _unlock(self, conn_id):
+        if self._lock_cnx is None:
+            return
         try:
             with self._lock_cnx.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_KEY, conn_id))
@@ -385,6 +414,9 @@ class IotBridgeService:
                 _logger.warning("Flush refused by the database (%s); resyncing", exc)
                 self._reload = True
                 self._resync_sessions(batch)
+                if self._stop.wait(delay * (1 + random.random())):
+                    return Batch()
+                delay = min(delay * 2, 10.0)
             except Exception as exc:
                 self.flush_errors += 1
                 _logger.exception(

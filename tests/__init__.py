@@ -7,3 +7,4 @@ if __name__.startswith("odoo.addons."):
     from . import test_session
     from . import test_security
     from . import test_message
+    from . import test_flush_writer

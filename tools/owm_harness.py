@@ -437,3 +437,75 @@ class ShellyPublisher:
 
 def rmtree(path):
     shutil.rmtree(path, ignore_errors=True)
+
+
+class MeterStream:
+    """A background thread playing on/off cycles for several meters.
+
+    Each frame advances its meter's clock by ``step_s`` (device time), so the
+    sessions it causes are known exactly: ``on_frames`` at ``on_w`` then
+    ``off_frames`` at 0 W, repeated.  ``sent[prefix]`` lists the device times sent.
+    """
+
+    def __init__(
+        self,
+        publisher,
+        prefixes,
+        rate_hz=20.0,
+        t0=None,
+        step_s=1.0,
+        on_frames=20,
+        off_frames=20,
+        on_w=500.0,
+    ):
+        import threading
+
+        self.pub = publisher
+        self.prefixes = list(prefixes)
+        self.rate_hz = rate_hz
+        self.t0 = t0 if t0 is not None else round(time.time()) - 3600.0
+        self.step_s = step_s
+        self.period = on_frames + off_frames
+        self.on_frames = on_frames
+        self.on_w = on_w
+        self.sent = {p: [] for p in self.prefixes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.frame_no = 0
+
+    def power(self, n):
+        return self.on_w if n % self.period < self.on_frames else 0.0
+
+    def _run(self):
+        interval = 1.0 / self.rate_hz
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            n = self.frame_no
+            for prefix in self.prefixes:
+                ts = self.t0 + n * self.step_s
+                self.pub.notify_status(prefix, ts, self.power(n))
+                self.sent[prefix].append(ts)
+            self.frame_no += 1
+            next_at += interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+    def expected_sessions(self, detector_stop_debounce=15.0):
+        """(start, end) of the sessions these frames close (power_drop)."""
+        out = []
+        n = self.frame_no
+        for cycle_start in range(0, n, self.period):
+            drop = cycle_start + self.on_frames
+            # closed once a frame >= stop debounce after the drop was sent
+            if drop + detector_stop_debounce / self.step_s < n:
+                out.append(
+                    (self.t0 + cycle_start * self.step_s, self.t0 + drop * self.step_s)
+                )
+        return out

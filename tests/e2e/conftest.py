@@ -49,7 +49,8 @@ def database(template_db):
     name = f"owm_e2e_{uuid.uuid4().hex[:10]}"
     h.clone_database(template_db, name)
     yield name
-    h.drop_database(name)
+    if not os.environ.get("OWM_KEEP_DB"):  # keep it to look into a failure
+        h.drop_database(name)
 
 
 @pytest.fixture

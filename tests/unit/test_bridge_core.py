@@ -147,7 +147,7 @@ def test_stale_and_duplicate_frames_change_nothing(setup):
         1, dataclasses.replace(msg, mid=9999), batch
     )  # overlapping subscription
     assert batch.stats[1]["duplicates"] == 1
-    assert batch.stats[1]["readings"] == 3
+    assert batch.stats[1]["readings"] == 2
     assert batch.stats[1]["stale"] == 1
 
 
