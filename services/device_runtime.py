@@ -8,7 +8,7 @@ nothing here holds a record, an environment or a cursor across threads.
 import logging
 from dataclasses import dataclass, field
 
-from .session_detector import DetectorConfig, SessionStateMachine
+from .session_detector import DetectorConfig, SessionDetector
 
 _logger = logging.getLogger(__name__)
 
@@ -81,8 +81,7 @@ class DeviceRuntime:
     def __init__(self, cfg, parser, now):
         self.cfg = cfg
         self.parser = parser
-        self.machine = _restore_machine(cfg)
-        self.session_id = cfg.running_session_id if self.machine.session else None
+        self.detector = _detector(cfg)
         self.filters = []
         self.bucket = TokenBucket(cfg.max_msg_rate, now)
         # A restored device counts as just heard: silence is measured from here.
@@ -108,6 +107,18 @@ class DeviceRuntime:
     @property
     def id(self):
         return self.cfg.id
+
+    @property
+    def machine(self):
+        return self.detector.machine
+
+    @property
+    def session_id(self):
+        return self.detector.session_id
+
+    @session_id.setter
+    def session_id(self, value):
+        self.detector.session_id = value
 
     @property
     def name(self):
@@ -144,15 +155,20 @@ class DeviceRuntime:
         }
 
 
-def _restore_machine(cfg):
-    snap = cfg.detector_snapshot
-    if snap:
-        try:
-            return SessionStateMachine.restore(cfg.detector, snap)
-        except (ValueError, TypeError, KeyError) as exc:
-            _logger.warning(
-                "Device %s: stored detector state unusable (%s); starting fresh",
-                cfg.name,
-                exc,
-            )
-    return SessionStateMachine(cfg.detector)
+def _detector(cfg):
+    """The device's detector, resumed from its stored state when possible."""
+    try:
+        return SessionDetector(
+            cfg.id,
+            cfg.name,
+            cfg.detector,
+            cfg.detector_snapshot,
+            cfg.running_session_id,
+        )
+    except (ValueError, TypeError, KeyError) as exc:
+        _logger.warning(
+            "Device %s: stored detector state unusable (%s); starting fresh",
+            cfg.name,
+            exc,
+        )
+        return SessionDetector(cfg.id, cfg.name, cfg.detector)

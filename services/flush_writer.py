@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from psycopg2.extras import execute_values
 
 from ..models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
-from ..models.mqtt_session import ts_to_datetime
 
 DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
 MAX_NOTIFIED_IDS = 500
@@ -93,63 +92,13 @@ def _create_discovered(env, batch):
         )
 
 
-def _session_values(summary):
-    vals = {
-        "start_ts": summary.start_time,
-        "start_time": ts_to_datetime(summary.start_time),
-        "standby_duration_s": summary.standby_duration_s,
-        "working_duration_s": summary.working_duration_s,
-        "energy_wh": summary.energy_wh,
-        "last_update_ts": summary.start_time + summary.total_duration_s,
-    }
-    if summary.end_time is not None:
-        vals.update(
-            {
-                "state": "closed",
-                "end_ts": summary.end_time,
-                "end_time": ts_to_datetime(summary.end_time),
-                "end_reason": summary.end_reason,
-            }
-        )
-    return vals
-
-
 def _write_sessions(env, core, batch):
-    Session = env["mqtt.session"]
+    """Each device's SessionDetector writes its own session ops."""
     result = {}
     for dev_id, ops in batch.session_ops.items():
         dev = core.devices.get(dev_id)
-        sid = dev.session_id if dev is not None else None
-        for op, data in ops:
-            if op == "open":
-                existing = Session.search(
-                    [("device_id", "=", dev_id), ("start_ts", "=", data["start_ts"])],
-                    limit=1,
-                )
-                if existing:  # already written (a replay after a crash)
-                    sid = existing.id
-                    continue
-                start = data["start_ts"]
-                sid = Session.create(
-                    {
-                        "device_id": dev_id,
-                        "start_ts": start,
-                        "start_time": ts_to_datetime(start),
-                        "last_update_ts": start,
-                        "origin": "manual" if data["manual"] else "power",
-                    }
-                ).id
-            elif sid:
-                session = Session.browse(sid)
-                # A user may have closed it by hand meanwhile: never reopen it.
-                if session.exists() and session.state == "running":
-                    session.write(_session_values(data))
-                    # The ORM writes lazily: close it in the database before the
-                    # next session of this device is inserted (one running each).
-                    session.flush_recordset()
-                if op == "close":
-                    sid = None
-        result[dev_id] = sid
+        if dev is not None:
+            result[dev_id] = dev.detector.write(env, ops)
     return result
 
 

@@ -79,6 +79,8 @@ Choices made where DESIGN.md and the brief are silent:
   arriving here is a bug to surface, not data.
 """
 
+from datetime import UTC, datetime
+
 from .session_machine import (
     MANUAL,
     OFFLINE,
@@ -107,6 +109,7 @@ __all__ = [
     "SessionSummary",
     "State",
     "StateChanged",
+    "SessionDetector",
     "replay",
 ]
 
@@ -141,8 +144,98 @@ def replay(readings, config, until=None):
 
 
 # ---------------------------------------------------------------------------
-# SessionDetector: the env-passing Odoo wrapper (added by another engineer).
-# It keeps only primitives (device id, name), wraps one SessionStateMachine
-# and receives a fresh ``env`` on every call to write ``mqtt.session`` records.
-# Nothing above this line may import odoo.
+# SessionDetector: the env-passing wrapper of one device.
 # ---------------------------------------------------------------------------
+
+
+def _utc(ts):
+    """Device time -> naive UTC datetime, the way Odoo stores Datetime fields."""
+    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
+
+
+class SessionDetector:
+    """One device's machine plus the ``mqtt.session`` it has open.
+
+    Keeps primitives only (device id, name, the machine, a session id): it
+    lives in the runner's worker thread for months, while every write gets
+    the fresh ``env`` of the transaction at hand, so no record, cursor or
+    environment outlives its transaction.  Still no Odoo import: ``env`` is
+    used, not imported.
+
+    The runner collects ``ops`` while it processes messages -- ``("open",
+    {"start_ts", "manual"})``, ``("progress", SessionSummary)`` and
+    ``("close", SessionSummary)`` -- and ``write`` turns them into records in
+    its flush transaction.  ``write`` returns the id of the session left
+    open; the runner adopts it only after the commit (``session_id``).
+    """
+
+    __slots__ = ("device_id", "name", "machine", "session_id")
+
+    def __init__(self, device_id, name, config, snapshot=None, session_id=None):
+        self.device_id = device_id
+        self.name = name
+        self.machine = (
+            SessionStateMachine.restore(config, snapshot)
+            if snapshot
+            else SessionStateMachine(config)
+        )
+        self.session_id = session_id if self.machine.session is not None else None
+
+    def write(self, env, ops):
+        """Apply ``ops`` to ``mqtt.session`` with ``env``; return the open id."""
+        sessions = env["mqtt.session"]
+        sid = self.session_id
+        for op, data in ops:
+            if op == "open":
+                sid = self._open(sessions, data)
+                continue
+            if sid:
+                session = sessions.browse(sid)
+                # A user may have closed it by hand meanwhile: never reopen it.
+                if session.exists() and session.state == "running":
+                    session.write(self.values(data))
+                    # The ORM writes lazily: the database must see this session
+                    # closed before the next one of the device is inserted.
+                    session.flush_recordset()
+            if op == "close":
+                sid = None
+        return sid
+
+    def _open(self, sessions, data):
+        start = data["start_ts"]
+        existing = sessions.search(
+            [("device_id", "=", self.device_id), ("start_ts", "=", start)], limit=1
+        )
+        if existing:  # written before a crash, redelivered since
+            return existing.id
+        return sessions.create(
+            {
+                "device_id": self.device_id,
+                "start_ts": start,
+                "start_time": _utc(start),
+                "last_update_ts": start,
+                "origin": "manual" if data["manual"] else "power",
+            }
+        ).id
+
+    @staticmethod
+    def values(summary):
+        """mqtt.session values of a (running or closed) SessionSummary."""
+        vals = {
+            "start_ts": summary.start_time,
+            "start_time": _utc(summary.start_time),
+            "standby_duration_s": summary.standby_duration_s,
+            "working_duration_s": summary.working_duration_s,
+            "energy_wh": summary.energy_wh,
+            "last_update_ts": summary.start_time + summary.total_duration_s,
+        }
+        if summary.end_time is not None:
+            vals.update(
+                {
+                    "state": "closed",
+                    "end_ts": summary.end_time,
+                    "end_time": _utc(summary.end_time),
+                    "end_reason": summary.end_reason,
+                }
+            )
+        return vals
