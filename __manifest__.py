@@ -34,5 +34,8 @@
         "web.assets_backend": [
             "open_workshop_mqtt/static/src/**/*",
         ],
+        "web.assets_tests": [
+            "open_workshop_mqtt/static/tests/tours/**/*",
+        ],
     },
 }

@@ -36,9 +36,6 @@ class MqttSession(models.Model):
     _name = "mqtt.session"
     _description = "Machine Usage Session"
     _order = "start_time desc, id desc"
-    _rec_name = "name"
-
-    name = fields.Char(compute="_compute_name", store=True)
     device_id = fields.Many2one(
         "mqtt.device", string="Machine", required=True, ondelete="restrict", index=True
     )
@@ -77,7 +74,7 @@ class MqttSession(models.Model):
         string="Duration (h)", compute="_compute_durations", store=True
     )
     working_ratio = fields.Float(
-        string="Working Share (%)",
+        string="Working Share",
         compute="_compute_durations",
         store=True,
         aggregator="avg",
@@ -96,7 +93,9 @@ class MqttSession(models.Model):
     end_reason = fields.Selection(END_REASONS)
 
     @api.depends("device_id.name", "start_time")
-    def _compute_name(self):
+    @api.depends_context("tz")
+    def _compute_display_name(self):
+        # Not stored: the start is shown in the reader's time zone.
         for rec in self:
             start = (
                 fields.Datetime.context_timestamp(rec, rec.start_time)
@@ -104,7 +103,7 @@ class MqttSession(models.Model):
                 else None
             )
             stamp = start.strftime("%Y-%m-%d %H:%M") if start else ""
-            rec.name = f"{rec.device_id.name or ''} {stamp}".strip()
+            rec.display_name = f"{rec.device_id.name or ''} {stamp}".strip()
 
     @api.depends("standby_duration_s", "working_duration_s")
     def _compute_durations(self):
@@ -114,7 +113,7 @@ class MqttSession(models.Model):
             rec.standby_hours = rec.standby_duration_s / 3600.0
             rec.working_hours = rec.working_duration_s / 3600.0
             rec.total_hours = total / 3600.0
-            rec.working_ratio = 100.0 * rec.working_duration_s / total if total else 0.0
+            rec.working_ratio = rec.working_duration_s / total if total else 0.0
 
     @api.depends("energy_wh", "standby_duration_s", "working_duration_s")
     def _compute_energy(self):

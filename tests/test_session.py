@@ -30,12 +30,15 @@ class TestSession(WorkshopCase):
         self.assertAlmostEqual(session.total_hours, 1.5)
         self.assertAlmostEqual(session.working_hours, 1.0)
         self.assertAlmostEqual(session.standby_hours, 0.5)
-        self.assertAlmostEqual(session.working_ratio, 100 * 3600 / 5400)
+        self.assertAlmostEqual(session.working_ratio, 3600 / 5400)
         self.assertAlmostEqual(session.energy_kwh, 1.5)
         self.assertAlmostEqual(session.avg_power_w, 1000.0)
         self.assertEqual(session.connection_id, self.connection)
         self.assertEqual(session.machine_type, "saw")
-        self.assertIn("Band saw", session.name)
+        self.assertIn("Band saw", session.with_context(tz="Europe/Berlin").display_name)
+        # The start in the reader's time zone: 1_780_000_000 is 20:26 UTC.
+        self.assertIn(" 22:26", session.with_context(tz="Europe/Berlin").display_name)
+        self.assertIn(" 20:26", session.with_context(tz="UTC").display_name)
 
     def test_zero_length_session_has_no_division_by_zero(self):
         session = self.make_session(self.device, T0, end_ts=T0, state="closed")

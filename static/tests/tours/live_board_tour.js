@@ -1,0 +1,69 @@
+/** @odoo-module **/
+/* Copyright 2026 Open Workshop MQTT developers
+ * License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl). */
+
+// A manager starts the broker connection, watches a machine change state on
+// the live board without reloading the page, and opens its running session.
+// The test (tests/test_tour_live_board.py) plays the meter and the runner.
+
+import { registry } from "@web/core/registry";
+
+const MACHINE = "Tour Laser";
+
+registry.category("web_tour.tours").add("owm_live_board_tour", {
+    url: "/odoo/action-open_workshop_mqtt.mqtt_connection_action",
+    steps: () => [
+        {
+            trigger: '.o_data_row td[name="name"]:contains("Tour broker")',
+            run: "click",
+        },
+        {
+            trigger: 'button[name="action_start"]',
+            run: "click",
+        },
+        {
+            // Start only records the wish; the form says what the runner does.
+            trigger: 'button[name="action_stop"]',
+        },
+        {
+            trigger: 'a[data-menu-xmlid="open_workshop_mqtt.mqtt_device_menu_board"]',
+            run: "click",
+        },
+        {
+            // The board as loaded: the machine is not working yet. Mark the page,
+            // a reload would lose the mark.
+            trigger: `.o_owm_card:contains("${MACHINE}") .o_owm_state:not(.o_owm_state_working)`,
+            timeout: 30000,
+            run() {
+                document.body.classList.add("o_owm_tour_no_reload");
+            },
+        },
+        {
+            // The meter reports load: the card turns to "working" by itself.
+            trigger: `body.o_owm_tour_no_reload .o_owm_card:contains("${MACHINE}") .o_owm_state_working`,
+            timeout: 60000,
+        },
+        {
+            trigger: `body.o_owm_tour_no_reload .o_owm_card:contains("${MACHINE}") .o_owm_power:not(:contains("0.0"))`,
+        },
+        {
+            trigger: `.o_owm_card:contains("${MACHINE}")`,
+            run: "click",
+        },
+        {
+            trigger: 'button[name="action_view_sessions"]',
+            timeout: 20000,
+            run: "click",
+        },
+        {
+            trigger: `.o_data_row:contains("${MACHINE}") td.o_data_cell[name="start_time"]`,
+            run: "click",
+        },
+        {
+            trigger: '.o_form_view .o_statusbar_status .o_arrow_button_current:contains("Running")',
+        },
+        {
+            trigger: `.o_form_view .oe_title:contains("${MACHINE}")`,
+        },
+    ],
+});
