@@ -42,6 +42,14 @@ RUNNER_FIELDS = {
     "max_msg_rate",
 }
 
+MACHINE_ICONS = {
+    "laser": "fa-bolt",
+    "saw": "fa-scissors",
+    "printer": "fa-cube",
+    "cnc": "fa-cogs",
+    "compressor": "fa-tachometer",
+}
+
 STATES = [
     ("idle", "Off"),
     ("starting", "Starting"),
@@ -76,6 +84,7 @@ class MqttDevice(models.Model):
         default="other",
         required=True,
     )
+    machine_icon = fields.Char(compute="_compute_machine_icon")
     connection_id = fields.Many2one(
         "mqtt.connection",
         string="Broker",
@@ -237,6 +246,11 @@ class MqttDevice(models.Model):
             rec.total_working_hours = (working or 0.0) / 3600.0
             rec.total_standby_hours = (standby or 0.0) / 3600.0
             rec.total_energy_kwh = (energy or 0.0) / 1000.0
+
+    @api.depends("machine_type")
+    def _compute_machine_icon(self):
+        for rec in self:
+            rec.machine_icon = MACHINE_ICONS.get(rec.machine_type, "fa-plug")
 
     @api.onchange("parser_type")
     def _onchange_parser_type(self):

@@ -53,6 +53,8 @@ class TestLiveBoardTour(HttpCase):
         super().setUp()
         if not _broker_up():
             self.skipTest("no MQTT broker on 127.0.0.1:1883")
+        # Only this test's broker connection: demo ones would auto-start too.
+        self.env["mqtt.connection"].search([]).write({"auto_start": False})
         suffix = uuid.uuid4().hex[:12]
         self.prefix = f"shellypmminig3-{suffix}"
         self.connection = self.env["mqtt.connection"].create(

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# A live demo workshop in one command: Odoo 18 with this addon loaded
+# server-wide (the MQTT runner inside Odoo), a local MQTT broker, and three
+# simulated Shelly PM Mini Gen3 meters (laser cutter, table saw, 3D printer).
+#
+#   ./run.sh                 start (creates the demo database on first run)
+#   ./run.sh --reset         drop the demo database and start fresh
+#   OWM_DB=mydemo OWM_PORT=8070 OWM_SPEED=5 ./run.sh
+#
+# Ctrl-C stops everything this script started (Odoo, simulator, broker).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$ROOT/tools/find_python.sh"
+
+DB="${OWM_DB:-owm_demo}"
+PORT="${OWM_PORT:-8069}"
+SPEED="${OWM_SPEED:-1}"
+SEED="${OWM_SEED:-42}"
+BROKER_PORT=1883
+RESET=0
+for arg in "$@"; do
+    case "$arg" in
+        --reset) RESET=1 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "unknown option: $arg (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+PY="$(find_odoo_python)" || die "Odoo 18.0 is not importable by python3 here; install Odoo 18 first (README: Install)."
+"$PY" -c "import paho.mqtt" 2>/dev/null || die "paho-mqtt is missing: $PY -m pip install -r $ROOT/requirements.txt"
+"$PY" -c "import psycopg2; psycopg2.connect(dbname='postgres').close()" 2>/dev/null ||
+    die "cannot reach PostgreSQL as '$(id -un)' on the local socket (is it running?)"
+port_open 127.0.0.1 "$PORT" && die "port $PORT is busy (another Odoo?); set OWM_PORT"
+
+STATE="${XDG_STATE_HOME:-$HOME/.local/state}/open_workshop_mqtt"
+mkdir -p "$STATE/addons" "$STATE/log"
+ln -sfn "$ROOT" "$STATE/addons/open_workshop_mqtt"
+ODOO_ADDONS="$(cd "$STATE" && "$PY" -c "from odoo.tools import config; config.parse_config([]); print(config['addons_path'])" | tail -1)"
+ADDONS_PATH="$ODOO_ADDONS,$STATE/addons"
+
+PIDS=()
+cleanup() {
+    trap - INT TERM EXIT
+    echo
+    echo "Stopping..."
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    echo "Stopped. The demo database '$DB' is kept (./run.sh --reset starts fresh)."
+}
+trap cleanup INT TERM EXIT
+
+if ! port_open 127.0.0.1 "$BROKER_PORT"; then
+    command -v mosquitto >/dev/null || die "no broker on 127.0.0.1:$BROKER_PORT and no 'mosquitto' to start one"
+    echo "Starting a local Mosquitto on 127.0.0.1:$BROKER_PORT"
+    cat >"$STATE/mosquitto.conf" <<EOF
+listener $BROKER_PORT 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $STATE/
+max_queued_messages 100000
+EOF
+    mosquitto -c "$STATE/mosquitto.conf" >"$STATE/log/mosquitto.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 1 50); do port_open 127.0.0.1 "$BROKER_PORT" && break; sleep 0.1; done
+fi
+
+db_has_addon() {
+    "$PY" - "$DB" <<'EOF' 2>/dev/null
+import sys, psycopg2
+try:
+    cnx = psycopg2.connect(dbname=sys.argv[1])
+except psycopg2.OperationalError:
+    sys.exit(1)
+cur = cnx.cursor()
+cur.execute("SELECT 1 FROM ir_module_module WHERE name='open_workshop_mqtt' AND state='installed'")
+sys.exit(0 if cur.fetchone() else 1)
+EOF
+}
+
+if [ "$RESET" = 1 ]; then
+    echo "Dropping database $DB"
+    "$PY" -c "import psycopg2; c=psycopg2.connect(dbname='postgres'); c.autocommit=True; c.cursor().execute('DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)')"
+fi
+if ! db_has_addon; then
+    echo "Creating the demo database $DB with the addon and demo data (about a minute)..."
+    "$PY" -m odoo -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS_PATH" \
+        --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/install.log" ||
+        die "installing the addon failed; see $STATE/log/install.log"
+fi
+
+echo "Starting Odoo on http://127.0.0.1:$PORT (log: $STATE/log/odoo.log)"
+"$PY" -m odoo -d "$DB" --db-filter="^$DB\$" --addons-path="$ADDONS_PATH" \
+    --load=base,web,open_workshop_mqtt --http-port="$PORT" \
+    --logfile="$STATE/log/odoo.log" &
+PIDS+=($!)
+for _ in $(seq 1 120); do
+    "$PY" -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/web/health', timeout=1)" 2>/dev/null && break
+    kill -0 "${PIDS[-1]}" 2>/dev/null || die "Odoo exited; see $STATE/log/odoo.log"
+    sleep 0.5
+done
+
+echo "Starting the meter simulator (speed x$SPEED, seed $SEED)"
+"$PY" "$ROOT/tools/shelly_sim.py" --host 127.0.0.1 --port "$BROKER_PORT" \
+    --devices laser:shellypmminig3-d0ca5e000001,saw:shellypmminig3-d0ca5e000002,printer:shellypmminig3-d0ca5e000003 \
+    --speed "$SPEED" --seed "$SEED" >"$STATE/log/simulator.log" 2>&1 &
+PIDS+=($!)
+
+cat <<EOF
+
+  Open workshop is running.
+
+  URL:      http://127.0.0.1:$PORT/odoo/action-open_workshop_mqtt.mqtt_device_action_board
+  Logins:   admin / admin            (administrator, workshop manager)
+            leitung / leitung        (workshop manager)
+            werkstatt / werkstatt    (workshop staff, German)
+
+  The live board changes as the simulated machines work; sessions appear
+  under Workshop > Sessions. Press Ctrl-C to stop.
+
+EOF
+wait "${PIDS[-2]}"
