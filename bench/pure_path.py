@@ -1,0 +1,149 @@
+"""Benchmark of the pure path on one core: route + parse + detect, no Odoo.
+
+    python3 bench/pure_path.py [--readings 200000] [--devices 100]
+
+Two figures:
+* ``parse+detect``: TopicRouter.match -> ShellyGen2Parser.parse ->
+  SessionStateMachine.feed, the three pure pieces in a tight loop;
+* ``bridge core``: the same through ``BridgeCore.handle`` (what the runner's
+  worker thread does per message: dedupe, rate cap, stats, events).
+Frames are realistic NotifyStatus deltas (bytes, as paho hands them over) with
+power cycling around the thresholds so sessions open and close.
+"""
+
+import argparse
+import json
+import pathlib
+import platform
+import sys
+import time
+import types
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+if "open_workshop_mqtt" not in sys.modules:
+    pkg = types.ModuleType("open_workshop_mqtt")
+    pkg.__path__ = [str(ROOT)]
+    sys.modules["open_workshop_mqtt"] = pkg
+
+from open_workshop_mqtt.parsers import ShellyGen2Parser, TopicRouter  # noqa: E402
+from open_workshop_mqtt.services.bridge_core import Batch, BridgeCore  # noqa: E402
+from open_workshop_mqtt.services.device_runtime import DeviceConfig  # noqa: E402
+from open_workshop_mqtt.services.mqtt_client import InboundMessage  # noqa: E402
+from open_workshop_mqtt.services.session_detector import (  # noqa: E402
+    DetectorConfig,
+    SessionStateMachine,
+)
+
+T0 = 1_790_000_000.0
+POWERS = [0.0, 2.5, 35.0, 640.0, 655.5, 120.0, 30.0, 1.0]
+
+
+def frames(devices, readings):
+    """[(topic, payload bytes, device index, ts)] round-robin over devices."""
+    out = []
+    for i in range(readings):
+        dev = i % devices
+        n = i // devices
+        prefix = f"shellypmminig3-{dev:012x}"
+        power = POWERS[(n // 4) % len(POWERS)]
+        ts = T0 + n * 2.0
+        comp = {"id": 0, "apower": power, "current": round(power / 230.0, 3)}
+        frame = {
+            "src": prefix,
+            "dst": f"{prefix}/events",
+            "method": "NotifyStatus",
+            "params": {"ts": round(ts, 2), "pm1:0": comp},
+        }
+        payload = json.dumps(frame, separators=(",", ":")).encode()
+        out.append((f"{prefix}/events/rpc", payload, dev, ts))
+    return out
+
+
+def bench_pieces(data, devices):
+    router = TopicRouter()
+    parsers = []
+    machines = []
+    for dev in range(devices):
+        prefix = f"shellypmminig3-{dev:012x}"
+        parser = ShellyGen2Parser(prefix)
+        for topic_filter in parser.subscriptions():
+            router.add(topic_filter, dev)
+        parsers.append(parser)
+        machines.append(SessionStateMachine(DetectorConfig()))
+    events = 0
+    start = time.perf_counter()
+    for topic, payload, _dev, ts in data:
+        dev = router.match(topic)[0]
+        reading = parsers[dev].parse(topic, payload, ts)
+        events += len(
+            machines[dev].feed(reading.ts, reading.power_w, reading.energy_wh)
+        )
+    elapsed = time.perf_counter() - start
+    return len(data) / elapsed, events
+
+
+def bench_core(data, devices):
+    core = BridgeCore()
+    core.add_connection(1, "owm-bench", discovery=False)
+    core.connection_up(1, session_present=False)
+    batch = Batch()
+    for dev in range(devices):
+        core.upsert_device(
+            DeviceConfig(
+                id=dev + 1,
+                name=f"Machine {dev}",
+                connection_id=1,
+                company_id=1,
+                parser_type="shelly_gen2",
+                topic_prefix=f"shellypmminig3-{dev:012x}",
+                topic_pattern=None,
+                component="pm1:0",
+                json_power_path=None,
+                json_energy_path=None,
+                detector=DetectorConfig(),
+                poll_interval_s=0,
+                max_msg_rate=1_000_000,
+            ),
+            batch,
+        )
+    msgs = [
+        InboundMessage(topic, payload, 1, i % 65535 + 1, False, False, ts, 1)
+        for i, (topic, payload, _dev, ts) in enumerate(data)
+    ]
+    batch = Batch()
+    start = time.perf_counter()
+    for i, msg in enumerate(msgs):
+        core.handle(1, msg, batch)
+        if i % 2000 == 1999:  # what a flush does to the batch
+            batch = Batch()
+    elapsed = time.perf_counter() - start
+    return len(msgs) / elapsed
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=200_000)
+    parser.add_argument("--devices", type=int, default=100)
+    args = parser.parse_args()
+    data = frames(args.devices, args.readings)
+    pieces_rate, events = bench_pieces(data, args.devices)
+    core_rate = bench_core(data, args.devices)
+    print(
+        f"readings: {args.readings:,} over {args.devices} devices ({events:,} events)"
+    )
+    print(f"parse+detect (router, parser, machine): {pieces_rate:,.0f} readings/s")
+    print(f"bridge core (BridgeCore.handle):        {core_rate:,.0f} readings/s")
+    print(
+        json.dumps(
+            {
+                "pure_readings_per_s": round(pieces_rate),
+                "bridge_core_readings_per_s": round(core_rate),
+                "python": platform.python_version(),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
