@@ -98,7 +98,7 @@ def _write_sessions(env, core, batch):
     for dev_id, ops in batch.session_ops.items():
         dev = core.devices.get(dev_id)
         if dev is not None:
-            result[dev_id] = dev.detector.write(env, ops)
+            result[dev_id] = dev.detector.apply(env, ops)
     return result
 
 

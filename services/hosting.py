@@ -71,9 +71,10 @@ class WorkerMqttRunner(server.Worker):
         )
 
     def signal_handler(self, sig, frame):
-        super().signal_handler(sig, frame)
+        res = super().signal_handler(sig, frame)
         if self.runner is not None:
             self.runner.stop()
+        return res
 
     def process_work(self):
         self.setproctitle("mqtt runner")
@@ -124,9 +125,8 @@ def install():
                 self.worker_spawn(WorkerMqttRunner, runners)
 
     def worker_pop(self, pid):
-        res = orig_worker_pop(self, pid)
+        orig_worker_pop(self, pid)
         getattr(self, "owm_mqtt_runner", {}).pop(pid, None)
-        return res
 
     def threaded_start(self, *args, **kwargs):
         res = orig_threaded_start(self, *args, **kwargs)

@@ -30,6 +30,7 @@ import uuid
 import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
+from psycopg2 import sql
 
 from odoo import SUPERUSER_ID, api, sql_db
 from odoo.modules.registry import Registry
@@ -229,7 +230,11 @@ class IotBridgeService:
             if now >= self._next_rev_poll:
                 self._next_rev_poll = now + REV_POLL_S
                 with cnx.cursor() as cur:
-                    cur.execute(f"SELECT last_value FROM {REV_SEQUENCE}")
+                    cur.execute(
+                        sql.SQL("SELECT last_value FROM {}").format(
+                            sql.Identifier(REV_SEQUENCE)
+                        )
+                    )
                     rev = cur.fetchone()[0]
                 if rev != self._last_rev:
                     self._last_rev = rev
@@ -380,8 +385,8 @@ class IotBridgeService:
         try:
             with self._lock_cnx.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_KEY, conn_id))
-        except psycopg2.Error:
-            pass  # the lock connection is gone: so is the lock
+        except psycopg2.Error as exc:  # the lock connection is gone: so is the lock
+            _logger.debug("Unlocking connection %s: %s", conn_id, exc)
 
     # -- flush -------------------------------------------------------------------
     def _flush(self, batch, heartbeat=False):
@@ -484,7 +489,7 @@ class IotBridgeService:
         cnx = psycopg2.connect(**info)
         cnx.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
         with cnx.cursor() as cur:
-            cur.execute(f"LISTEN {CHANNEL}")
+            cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
         self._lock_cnx = cnx
 
     def _shutdown(self):
@@ -496,8 +501,8 @@ class IotBridgeService:
         if self._lock_cnx is not None:
             try:
                 self._lock_cnx.close()
-            except psycopg2.Error:
-                pass
+            except psycopg2.Error as exc:
+                _logger.debug("Closing the lock connection: %s", exc)
             self._lock_cnx = None
         self.core = BridgeCore(self.settings.limits)
         self._booted = False

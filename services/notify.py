@@ -7,15 +7,19 @@ also reaches a runner whose LISTEN connection was just re-established.  The
 NOTIFY payload is the database name: one runner process may serve several.
 """
 
+from psycopg2 import sql
+
 CHANNEL = "open_workshop_mqtt"
 REV_SEQUENCE = "open_workshop_mqtt_config_rev"
 
 
 def notify_runner(cr):
     cr.execute(
-        f"SELECT nextval('{REV_SEQUENCE}'), pg_notify(%s, %s)", (CHANNEL, cr.dbname)
+        "SELECT nextval(%s), pg_notify(%s, %s)", (REV_SEQUENCE, CHANNEL, cr.dbname)
     )
 
 
 def create_revision_sequence(cr):
-    cr.execute(f"CREATE SEQUENCE IF NOT EXISTS {REV_SEQUENCE}")
+    cr.execute(
+        sql.SQL("CREATE SEQUENCE IF NOT EXISTS {}").format(sql.Identifier(REV_SEQUENCE))
+    )

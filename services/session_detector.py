@@ -164,8 +164,8 @@ class SessionDetector:
 
     The runner collects ``ops`` while it processes messages -- ``("open",
     {"start_ts", "manual"})``, ``("progress", SessionSummary)`` and
-    ``("close", SessionSummary)`` -- and ``write`` turns them into records in
-    its flush transaction.  ``write`` returns the id of the session left
+    ``("close", SessionSummary)`` -- and ``apply`` turns them into records in
+    its flush transaction.  ``apply`` returns the id of the session left
     open; the runner adopts it only after the commit (``session_id``).
     """
 
@@ -181,7 +181,7 @@ class SessionDetector:
         )
         self.session_id = session_id if self.machine.session is not None else None
 
-    def write(self, env, ops):
+    def apply(self, env, ops):
         """Apply ``ops`` to ``mqtt.session`` with ``env``; return the open id."""
         sessions = env["mqtt.session"]
         sid = self.session_id
