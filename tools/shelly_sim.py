@@ -181,16 +181,19 @@ class Meter:
     @property
     def power(self) -> float:
         """The power measured now (W, 1 decimal as the firmware shows it)."""
+        self._begin()
         return self._pd / 10
 
     @property
     def reported_power(self) -> float:
         """The power the last frame carrying ``apower`` reported (W)."""
+        self._begin()
         return self._rep_pd / 10
 
     @property
     def phase(self) -> str:
         """What the machine does now (the profile segment's phase)."""
+        self._begin()
         return self._seg.phase
 
     def energy_wh(self, at: float | None = None) -> float:
@@ -855,6 +858,7 @@ def build_parser() -> argparse.ArgumentParser:
     clients.add_argument(
         "--shared-client", dest="per_meter", action="store_const", const=False
     )
+    add("--connect-timeout", type=float, default=10.0, help="s (default 10)")
     add("--username")
     add("--password", help="or set SHELLY_SIM_PASSWORD")
     add("--dump", type=float, metavar="SIM_S", help="no MQTT: print JSON lines")
@@ -899,6 +903,7 @@ def main(argv=None) -> int:
         retain=not args.no_retain,
         per_meter_clients=args.per_meter,
         start_ts=args.start_ts,
+        connect_timeout=args.connect_timeout,
         username=args.username,
         password=args.password or os.environ.get("SHELLY_SIM_PASSWORD"),
         verbose=args.verbose,
