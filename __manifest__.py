@@ -25,6 +25,7 @@
         "views/mqtt_device_views.xml",
         "views/mqtt_session_views.xml",
         "views/mqtt_message_views.xml",
+        "views/mqtt_dashboard_views.xml",
         "views/menus.xml",
     ],
     "demo": [

@@ -9,3 +9,4 @@ if __name__.startswith("odoo.addons."):
     from . import test_message
     from . import test_flush_writer
     from . import test_tour_live_board
+    from . import test_dashboard
