@@ -5,7 +5,7 @@
 #
 #   ./run.sh                 start (creates the demo database on first run)
 #   ./run.sh --reset         drop the demo database and start fresh
-#   OWM_DB=mydemo OWM_PORT=8070 OWM_SPEED=5 ./run.sh
+#   OWM_DB=mydemo OWM_PORT=8070 OWM_SPEED=5 OWM_MQTT_PORT=1884 ./run.sh
 #
 # Ctrl-C stops everything this script started (Odoo, simulator, broker).
 set -euo pipefail
@@ -16,7 +16,7 @@ DB="${OWM_DB:-owm_demo}"
 PORT="${OWM_PORT:-8069}"
 SPEED="${OWM_SPEED:-1}"
 SEED="${OWM_SEED:-42}"
-BROKER_PORT=1883
+BROKER_PORT="${OWM_MQTT_PORT:-1883}"
 RESET=0
 for arg in "$@"; do
     case "$arg" in
@@ -91,6 +91,18 @@ if ! db_has_addon; then
         --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/install.log" ||
         die "installing the addon failed; see $STATE/log/install.log"
 fi
+
+# The demo broker connection points at the broker used here.
+"$PY" - "$DB" "$BROKER_PORT" <<'EOF'
+import sys, psycopg2
+cnx = psycopg2.connect(dbname=sys.argv[1])
+cnx.cursor().execute(
+    "UPDATE mqtt_connection SET port = %s WHERE id = (SELECT res_id FROM ir_model_data"
+    " WHERE module = 'open_workshop_mqtt' AND name = 'demo_connection')",
+    (int(sys.argv[2]),),
+)
+cnx.commit()
+EOF
 
 echo "Starting Odoo on http://127.0.0.1:$PORT (log: $STATE/log/odoo.log)"
 "$PY" -m odoo -d "$DB" --db-filter="^$DB\$" --addons-path="$ADDONS_PATH" \

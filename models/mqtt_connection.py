@@ -135,6 +135,7 @@ class MqttConnection(models.Model):
     )
     run_requested = fields.Boolean(
         string="Running Requested",
+        default=False,
         copy=False,
         readonly=True,
         help="Set by Start, cleared by Stop. The runner follows this wish.",

@@ -289,7 +289,7 @@ class IotBridgeService:
                 self._booted = True
                 cr.execute(
                     "UPDATE mqtt_connection SET run_requested = true "
-                    "WHERE auto_start AND active AND NOT run_requested"
+                    "WHERE auto_start AND active AND run_requested IS NOT TRUE"
                 )
             connections = load_connections(env)
         self._connections = connections
