@@ -528,7 +528,7 @@ def test_live_fleet_publishes_answers_polls_and_stops_fast():
         # What went over the wire is what the generator makes for that seed:
         # the laser's frames up to the stop, the saw's up to its power cut.
         twin = sim.Meter(device_id, profile, prefix, seed=5, start_ts=fleet.start_ts)
-        before_stop = [(f.topic, f.payload) for f in twin.frames(stats["sim_s"] - 1)]
+        before_stop = [(f.topic, f.payload) for f in twin.frames(stats["sim_s"] - 3)]
         until_stop = before_stop + [(f.topic, f.payload) for f in twin.frames(1e4)]
         assert got == until_stop[: len(got)]
         if profile == "laser":
