@@ -873,9 +873,14 @@ def build_parser() -> argparse.ArgumentParser:
     add("--profile", default="mixed", choices=["mixed", *PROFILES], help="for --count")
     add("--prefix-base", default=f"{MODEL}-", help="--count: prefix = base + MAC")
     add("--first-mac", default="d0ca5e000001", help="--count: MAC of the first meter")
-    add("--schedule", default="busy", choices=SCHEDULES)
+    add(
+        "--schedule",
+        default="busy",
+        choices=SCHEDULES,
+        help="busy: first session within 20 s, short gaps (demo); quiet: a workday",
+    )
     add("--speed", type=float, default=1.0, help="simulated seconds per wall second")
-    add("--seed", type=int, default=1)
+    add("--seed", type=int, default=1, help="same seed and --start-ts: same frames")
     add("--start-ts", type=float, help="device clock at the start (default: now)")
     add("--duration", type=float, help="wall seconds to run (default: forever)")
     add("--qos", type=int, default=1, choices=(0, 1), help="for telemetry frames")
@@ -890,7 +895,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one MQTT client per meter (default up to {PER_METER_CLIENTS_MAX})",
     )
     clients.add_argument(
-        "--shared-client", dest="per_meter", action="store_const", const=False
+        "--shared-client",
+        dest="per_meter",
+        action="store_const",
+        const=False,
+        help="one MQTT client for all meters (no per-meter Last Will)",
     )
     add("--connect-timeout", type=float, default=10.0, help="s (default 10)")
     add("--username")
