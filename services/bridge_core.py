@@ -88,6 +88,7 @@ class BridgeCore:
         self._reply_src = {}
         self._discovery = {}
         self._up_since = {}  # connection id -> monotonic time of connect
+        self._down_since = {}  # connection id -> monotonic time nobody listened
         self._committed = {}  # connection id -> mids committed, maybe not acked
         self._pending_polls = {}  # request id -> (device id, monotonic)
         self._by_shelly_id = {}
@@ -97,7 +98,11 @@ class BridgeCore:
         self._discovered_seen = set()
 
     # -- connections ------------------------------------------------------
-    def add_connection(self, conn_id, client_id, discovery, committed_mids=()):
+    def add_connection(
+        self, conn_id, client_id, discovery, committed_mids=(), unheard_s=None
+    ):
+        """Own a connection; ``unheard_s``: how long nobody consumed it before
+        (the backlog the broker kept meanwhile is not a flood)."""
         self._routers[conn_id] = TopicRouter()
         for dev in self.devices.values():
             if dev.connection_id == conn_id:
@@ -106,6 +111,8 @@ class BridgeCore:
         self._reply_topic[conn_id] = f"{client_id}/rpc"
         self._discovery[conn_id] = bool(discovery)
         self._committed[conn_id] = set(committed_mids or ())
+        if unheard_s is not None:
+            self._down_since[conn_id] = self.clock() - max(0.0, unheard_s)
 
     def set_discovery(self, conn_id, discovery):
         self._discovery[conn_id] = bool(discovery)
@@ -119,19 +126,28 @@ class BridgeCore:
             self._reply_topic,
             self._discovery,
             self._up_since,
+            self._down_since,
             self._committed,
             self._last_msg,
         ):
             table.pop(conn_id, None)
 
     def connection_up(self, conn_id, session_present):
-        self._up_since[conn_id] = self.clock()
+        now = self.clock()
+        self._up_since[conn_id] = now
+        down = self._down_since.pop(conn_id, None)
+        if down is not None:
+            # What the meters sent while nobody listened comes now, at once.
+            for dev in self.devices.values():
+                if dev.connection_id == conn_id:
+                    dev.bucket.catch_up(now - down, now)
         if not session_present:
             # The broker forgot our session: nothing of the old one comes back.
             self._committed.get(conn_id, set()).clear()
 
     def connection_down(self, conn_id):
         self._up_since.pop(conn_id, None)
+        self._down_since.setdefault(conn_id, self.clock())
 
     def committed_mids(self, conn_id):
         return sorted(self._committed.get(conn_id, ()))

@@ -5,6 +5,7 @@ returned here refers to a record or a cursor, so the worker thread can keep it.
 """
 
 import json
+from datetime import UTC
 
 from .device_runtime import DeviceConfig
 from .mqtt_client import ClientSettings
@@ -52,8 +53,14 @@ def load_connections(env):
             "discovery": conn.discovery_enabled,
             "committed_mids": _mids(conn.committed_mids),
             "company_id": conn.company_id.id or None,
+            "heartbeat": _epoch(conn.heartbeat),
         }
     return out
+
+
+def _epoch(value):
+    """A naive UTC Datetime field value as Unix time (None stays None)."""
+    return value.replace(tzinfo=UTC).timestamp() if value else None
 
 
 def _mids(text):

@@ -347,8 +347,13 @@ class IotBridgeService:
             ),
             name=info["name"],
         )
+        heartbeat = info.get("heartbeat")
         self.core.add_connection(
-            conn_id, settings.client_id, info["discovery"], info["committed_mids"]
+            conn_id,
+            settings.client_id,
+            info["discovery"],
+            info["committed_mids"],
+            unheard_s=time.time() - heartbeat if heartbeat else None,
         )
         self.owned[conn_id] = _Owned(conn_id, info, token, client)
         _logger.info(
