@@ -347,14 +347,13 @@ class BridgeCore:
             stats["rejected"] += 1
             self._rejected(dev, conn_id, msg, exc, batch, now)
             return
-        stats["readings"] += 1
         dev.last_recv_mono = now
         dev.last_msg_wall = msg.received_at
         if dev.rate_limited and dev.bucket.calm(now):
             dev.rate_limited = False
         status = self._apply_reading(dev, reading, batch)
-        if status == "duplicate":
-            stats["stale"] += 1
+        # One counter per message: a copy of an applied reading is not another.
+        stats["stale" if status == "duplicate" else "readings"] += 1
         if dev.cfg.log_raw:
             self._raw(
                 batch, conn_id, dev, msg, status, None, reading.ts, reading.power_w
