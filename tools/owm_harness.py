@@ -509,3 +509,357 @@ class MeterStream:
                     (self.t0 + cycle_start * self.step_s, self.t0 + drop * self.step_s)
                 )
         return out
+
+
+# -- fault scenarios: restarts, faults, TLS -----------------------------------
+# Mosquitto's default log types plus one line per SUBSCRIBE ("<time>: <client id>
+# <qos> <filter>"), so a test can see that a runner resubscribed.
+SUBSCRIBE_LOG = "\n".join(
+    f"log_type {kind}"
+    for kind in ("error", "warning", "notice", "information", "subscribe")
+)
+
+
+class FaultBroker(Mosquitto):
+    """A Mosquitto for fault scenarios: its persistence file and log really
+    get written, and it can log every packet for exact delivery accounting.
+
+    Started as root, Mosquitto drops to the ``mosquitto`` user, which cannot
+    write a private (0700) pytest directory: it then runs without its
+    persistence file and log.  ``user root`` keeps it as the test's user.
+    ``debug``: one log line per PUBLISH received and sent (see ``forwarded``).
+    """
+
+    def __init__(
+        self, workdir, port=None, persistence=True, extra_conf="", debug=False
+    ):
+        lines = ["user root"] if os.geteuid() == 0 else []
+        lines.append(SUBSCRIBE_LOG)
+        if debug:
+            lines.append("log_type debug")
+        lines.append(extra_conf)
+        super().__init__(workdir, port, persistence, "\n".join(lines))
+
+    @property
+    def log_path(self):
+        return self.workdir / "mosquitto.log"
+
+    def log(self):
+        if not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")
+
+    def subscribed(self, client_id, start=0):
+        """Filters ``client_id`` subscribed to in the log after offset ``start``."""
+        out = []
+        for line in self.log()[start:].splitlines():
+            parts = line.split(" ")
+            if len(parts) == 4 and parts[1] == client_id and parts[2] in "012":
+                out.append(parts[3])
+        return out
+
+    def forwarded(self, publisher_id, subscriber_id):
+        """{publisher packet id: sent on to subscriber_id?} for every PUBLISH
+        the broker received from ``publisher_id`` (needs ``debug``).  An
+        online subscriber's copy is logged right after the PUBLISH it copies."""
+        received = f"Received PUBLISH from {publisher_id} ("
+        sending = f"Sending PUBLISH to {subscriber_id} ("
+        result = {}
+        current = None
+        for line in self.log().splitlines():
+            if "Received PUBLISH from " in line:
+                current = None
+                if received in line:
+                    current = int(line.split(received, 1)[1].split(", ")[3][1:])
+                    result.setdefault(current, False)
+            elif current is not None and sending in line:
+                result[current] = True
+        return result
+
+
+def connection_row(rpc, conn_id, fields=("state", "last_error", "owner_node")):
+    return rpc.search_read("mqtt.connection", [("id", "=", conn_id)], list(fields))[0]
+
+
+def wait_state(rpc, conn_id, state, timeout=30, what=None):
+    """Wait until the connection form shows ``state``; return its row."""
+
+    def check():
+        row = connection_row(
+            rpc, conn_id, ("state", "last_error", "owner_node", "runner_alive")
+        )
+        return row if row["state"] == state else None
+
+    return wait_for(check, timeout, what or f"connection {conn_id} {state}")
+
+
+def db_scalar(dbname, query, args=()):
+    """One value straight from PostgreSQL (fast polling, no HTTP)."""
+    with contextlib.closing(pg_connect(dbname)) as cnx, cnx.cursor() as cur:
+        cur.execute(query, args)
+        row = cur.fetchone()
+        return row[0] if row else None
+
+
+def terminate_backends(dbname, application_name, prefix=False):
+    """``pg_terminate_backend`` every session of ``dbname`` whose
+    application_name is ``application_name`` (or starts with it, with
+    ``prefix``); return how many were terminated."""
+    pattern = (
+        application_name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
+    )
+    if prefix:
+        pattern += "%"
+    with contextlib.closing(pg_connect()) as cnx, cnx.cursor() as cur:
+        cur.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid() "
+            "AND application_name LIKE %s",
+            (dbname, pattern),
+        )
+        return cur.fetchone()[0]
+
+
+def raw_log(rpc, device_id, fields=("device_ts", "status", "detail")):
+    return rpc.search_read(
+        "mqtt.message", [("device_id", "=", device_id)], list(fields), order="id"
+    )
+
+
+def delivery_figures(sent, rows):
+    """Frames sent (device times) against the device's raw log rows.
+
+    recorded: rows with status ``reading``; lost: sent frames without one;
+    doubled: reading rows beyond one per frame; redelivered: other rows (a
+    copy the runner recognised and did not apply, e.g. ``duplicate`` or
+    ``not_reading``/``stale``); unexpected: readings nobody sent."""
+    from collections import Counter
+
+    readings = Counter(r["device_ts"] for r in rows if r["status"] == "reading")
+    sent_set = set(sent)
+    return {
+        "sent": len(sent),
+        "recorded": sum(readings.values()),
+        "lost": len(sent_set - set(readings)),
+        "doubled": sum(n - 1 for n in readings.values() if n > 1),
+        "redelivered": len(rows) - sum(readings.values()),
+        "unexpected": len(set(readings) - sent_set),
+    }
+
+
+def wait_recorded(rpc, device_id, sent, timeout=60):
+    """Wait until the raw log of ``device_id`` holds a reading row for every
+    frame sent, then return the delivery figures."""
+    expected = len(sent)
+    domain = [("device_id", "=", device_id), ("status", "=", "reading")]
+    wait_for(
+        lambda: rpc("mqtt.message", "search_count", domain) >= expected,
+        timeout,
+        f"{expected} reading rows of device {device_id}",
+        interval=0.5,
+    )
+    time.sleep(0.5)  # anything doubled would arrive right behind
+    return delivery_figures(sent, raw_log(rpc, device_id))
+
+
+def session_rows(rpc, device_id, fields=None):
+    return rpc.search_read(
+        "mqtt.session",
+        [("device_id", "=", device_id)],
+        list(
+            fields
+            or (
+                "start_ts",
+                "end_ts",
+                "state",
+                "standby_duration_s",
+                "working_duration_s",
+                "total_duration_s",
+                "energy_wh",
+                "end_reason",
+            )
+        ),
+        order="start_ts",
+    )
+
+
+def wait_closed_sessions(rpc, device_id, count, timeout=30):
+    """Wait until ``device_id`` has exactly ``count`` sessions, all closed."""
+
+    def check():
+        rows = session_rows(rpc, device_id)
+        done = len(rows) == count and all(r["state"] == "closed" for r in rows)
+        return rows if done else None
+
+    return wait_for(check, timeout, f"{count} closed session(s) of {device_id}")
+
+
+def figures(name, **values):
+    """Print the figures of a scenario in one greppable line (pytest -s)."""
+    print(f"\nFIGURES {name}: {json.dumps(values, sort_keys=True)}", flush=True)
+    return values
+
+
+def process_tree_rss_mb(pid):
+    """Resident memory of a process and its children, in MiB."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = proc.memory_info().rss
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += child.memory_info().rss
+    return total / (1024 * 1024)
+
+
+def log_lines(server, start=0):
+    """The server log's lines from character offset ``start`` on."""
+    return server.log()[start:].splitlines()
+
+
+class PatternMeter:
+    """One meter on a real-time clock: frame ``k`` says ``powers[k]`` watts at
+    device time ``t0 + k * period_s`` and is published at real time
+    ``started + k * period_s`` (a real meter's pace: a broker or Odoo outage
+    really is that long on its clock).  ``sent`` lists the device times."""
+
+    def __init__(self, publisher, prefix, powers, t0=None, period_s=1.0):
+        import threading
+
+        self.pub = publisher
+        self.prefix = prefix
+        self.powers = list(powers)
+        self.t0 = t0 if t0 is not None else round(time.time()) - 600.0
+        self.period_s = period_s
+        self.sent = []
+        self.mids = []  # the publisher's packet id of each frame
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def ts(self, k):
+        return self.t0 + k * self.period_s
+
+    def _run(self):
+        started = time.monotonic()
+        for k, watts in enumerate(self.powers):
+            if self._stop.wait(
+                max(0.0, started + k * self.period_s - time.monotonic())
+            ):
+                return
+            info = self.pub.notify_status(self.prefix, self.ts(k), watts)
+            self.mids.append(info.mid)
+            self.sent.append(self.ts(k))
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def wait_sent(self, count, timeout=None):
+        """Block until ``count`` frames were published."""
+        limit = timeout or (count * self.period_s + 10)
+        wait_for(lambda: len(self.sent) >= count, limit, f"{count} frames sent", 0.05)
+
+    def join(self, timeout=None):
+        self._thread.join(timeout or (len(self.powers) * self.period_s + 10))
+        assert not self._thread.is_alive(), "meter still publishing"
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+
+def make_tls_material(directory, host="127.0.0.1"):
+    """A private CA, a server certificate for ``host`` (IP SAN) and a client
+    certificate, as PEM files in ``directory``; returns {name: path}."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def name(common):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    def key():
+        return ec.generate_private_key(ec.SECP256R1())
+
+    def cert(subject, public_key, issuer, signer, extensions):
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+        )
+        for ext, critical in extensions:
+            builder = builder.add_extension(ext, critical=critical)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = key()
+    ca_name = name("OWM test CA")
+    ca = cert(
+        ca_name,
+        ca_key.public_key(),
+        ca_name,
+        ca_key,
+        [(x509.BasicConstraints(ca=True, path_length=None), True)],
+    )
+    try:
+        san = x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        san = x509.DNSName(host)
+    server_key = key()
+    server = cert(
+        name(host),
+        server_key.public_key(),
+        ca_name,
+        ca_key,
+        [
+            (x509.SubjectAlternativeName([san]), False),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+        ],
+    )
+    client_key = key()
+    client = cert(
+        name("owm-runner"),
+        client_key.public_key(),
+        ca_name,
+        ca_key,
+        [(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)],
+    )
+    paths = {}
+    for label, obj in (("ca", ca), ("server", server), ("client", client)):
+        paths[label] = directory / f"{label}.crt"
+        paths[label].write_bytes(obj.public_bytes(serialization.Encoding.PEM))
+    for label, obj in (("server_key", server_key), ("client_key", client_key)):
+        paths[label] = directory / f"{label.split('_')[0]}.key"
+        paths[label].write_bytes(
+            obj.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        paths[label].chmod(0o600)
+    return paths
+
+
+def tls_listener_conf(port, material, require_certificate=False):
+    """Mosquitto configuration lines of a TLS listener on 127.0.0.1:``port``."""
+    lines = [
+        f"listener {port} 127.0.0.1",
+        f"cafile {material['ca']}",
+        f"certfile {material['server']}",
+        f"keyfile {material['server_key']}",
+    ]
+    if require_certificate:
+        lines.append("require_certificate true")
+    return "\n".join(lines)
