@@ -10,3 +10,4 @@ if __name__.startswith("odoo.addons."):
     from . import test_flush_writer
     from . import test_tour_live_board
     from . import test_dashboard
+    from . import test_i18n
