@@ -87,8 +87,9 @@ if [ "$RESET" = 1 ]; then
 fi
 if ! db_has_addon; then
     echo "Creating the demo database $DB with the addon and demo data (about a minute)..."
+    # English first (the database default), German for the staff demo user.
     "$PY" -m odoo -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS_PATH" \
-        --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/install.log" ||
+        --load-language=en_US,de_DE --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/install.log" ||
         die "installing the addon failed; see $STATE/log/install.log"
 fi
 

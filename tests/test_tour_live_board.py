@@ -77,6 +77,10 @@ class TestLiveBoardTour(HttpCase):
                 "start_debounce_s": 1,
             }
         )
+        # Computed here: the meter thread must not use this test's cursor
+        # (the browser's requests run on it at the same time).
+        group = self.env.ref("open_workshop_mqtt.group_user")
+        self.channel = hashable(channel_with_db(self.registry.db_name, group))
         self.stop = threading.Event()
         self.service = IotBridgeService(
             self.env.cr.dbname, RunnerSettings(flush_interval_s=0.1, node="tour-runner")
@@ -123,9 +127,7 @@ class TestLiveBoardTour(HttpCase):
             pub.disconnect()
 
     def _wake_websockets(self):
-        group = self.env.ref("open_workshop_mqtt.group_user")
-        channel = hashable(channel_with_db(self.registry.db_name, group))
-        for websocket in list(dispatch._channels_to_ws.get(channel, [])):
+        for websocket in list(dispatch._channels_to_ws.get(self.channel, [])):
             websocket.trigger_notification_dispatching()
 
     def test_live_board_changes_without_reload(self):
