@@ -50,6 +50,7 @@ TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connect
 REV_POLL_S = 1.0
 HEARTBEAT_EVERY_S = 2.0
 HOUSEKEEPING_S = 0.25
+DB_ERROR = "Database write failing:"
 RETRYABLE = (
     psycopg2.errors.SerializationFailure,
     psycopg2.errors.DeadlockDetected,
@@ -105,6 +106,7 @@ class IotBridgeService:
         self._housekeeping_at = 0.0
         self.flush_count = 0
         self.flush_errors = 0
+        self._db_error = False
 
     # -- lifecycle ----------------------------------------------------------
     def start(self):
@@ -429,11 +431,24 @@ class IotBridgeService:
                 delay = min(delay * 2, 10.0)
             except Exception as exc:
                 self.flush_errors += 1
-                _logger.exception(
-                    "Writing a batch of %d messages failed; retrying", len(batch)
-                )
+                reason = str(exc).strip().split("\n", 1)[0]
+                if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+                    # The database connection broke (server restart, failover,
+                    # pg_terminate_backend): an operating condition, not a bug.
+                    # The retry borrows a fresh connection from the pool.
+                    _logger.warning(
+                        "Writing a batch of %d messages failed: database "
+                        "connection lost (%s); retrying",
+                        len(batch),
+                        reason,
+                    )
+                else:
+                    _logger.exception(
+                        "Writing a batch of %d messages failed; retrying", len(batch)
+                    )
                 for owned in self.owned.values():
-                    owned.last_error = f"Database write failing: {exc}"[:250]
+                    owned.last_error = f"{DB_ERROR} {reason}"[:250]
+                self._db_error = True
                 if self._stop.wait(delay * (1 + random.random())):
                     return Batch()  # shutting down: unacked messages come again
                 delay = min(delay * 2, 10.0)
@@ -441,6 +456,12 @@ class IotBridgeService:
         self.core.committed(batch, session_ids)
         self._ack(batch)
         self._next_heartbeat = time.monotonic() + HEARTBEAT_EVERY_S
+        if self._db_error:  # recovered: the form must not keep the old error
+            self._db_error = False
+            self._next_heartbeat = 0.0
+            for owned in self.owned.values():
+                if (owned.last_error or "").startswith(DB_ERROR):
+                    owned.last_error = None
         return Batch()
 
     def _connection_runtime(self, batch):
