@@ -863,3 +863,47 @@ def tls_listener_conf(port, material, require_certificate=False):
     if require_certificate:
         lines.append("require_certificate true")
     return "\n".join(lines)
+
+
+def stream_figures(rpc, stream, device_ids, timeout=60):
+    """Delivery and session figures of a MeterStream's meters, summed.
+
+    ``sessions_exact``: every device's power-drop sessions are exactly the
+    ones the stream implies (the last cycle may also time out once the
+    stream stopped: that one is not counted)."""
+    total = dict.fromkeys(
+        ("sent", "recorded", "lost", "doubled", "redelivered", "unexpected"), 0
+    )
+    expected = stream.expected_sessions()
+    total.update(sessions_expected=0, sessions_recorded=0, sessions_exact=True)
+    for prefix, dev_id in zip(stream.prefixes, device_ids, strict=True):
+        got = wait_recorded(rpc, dev_id, stream.sent[prefix], timeout)
+        for key in got:
+            total[key] += got[key]
+        domain = [
+            ("device_id", "=", dev_id),
+            ("state", "=", "closed"),
+            ("end_reason", "=", "power_drop"),
+        ]
+
+        def closed(domain=domain):
+            rows = rpc.search_read(
+                "mqtt.session",
+                domain,
+                ["start_ts", "end_ts", "working_duration_s", "standby_duration_s"],
+                order="start_ts",
+            )
+            return rows if len(rows) >= len(expected) else None
+
+        rows = wait_for(closed, timeout, f"the sessions of {prefix}")
+        total["sessions_expected"] += len(expected)
+        total["sessions_recorded"] += len(rows)
+        on_s = stream.on_frames * stream.step_s
+        total["sessions_exact"] &= [(r["start_ts"], r["end_ts"]) for r in rows] == (
+            expected
+        ) and all(
+            abs(r["working_duration_s"] - on_s) < 1e-6
+            and abs(r["standby_duration_s"]) < 1e-6
+            for r in rows
+        )
+    return total
