@@ -49,9 +49,14 @@ def parse(path):
     return stacks
 
 
-def summarize(path, top=25):
-    """{'total': samples, 'self': [(func, share)], 'inclusive': [(func, share)]}."""
+def summarize(path, top=25, only=None):
+    """{'total': samples, 'self': [(func, share)], 'inclusive': [(func, share)]}.
+
+    ``only``: keep the stacks with a frame starting with it (one thread's
+    entry point, e.g. ``IotBridgeService.run``)."""
     stacks = parse(path)
+    if only:
+        stacks = [(f, n) for f, n in stacks if any(x.startswith(only) for x in f)]
     total = sum(n for _, n in stacks) or 1
     own = Counter()
     incl = Counter()
@@ -67,8 +72,8 @@ def summarize(path, top=25):
     }
 
 
-def render(summary):
-    lines = [f"py-spy samples: {summary['total']}", "  self time:"]
+def render(summary, title="py-spy samples"):
+    lines = [f"{title}: {summary['total']}", "  self time:"]
     for func, share in summary["self"]:
         lines.append(f"    {share * 100:5.1f}%  {func}")
     lines.append("  inclusive:")
@@ -81,8 +86,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--only", help="stacks through this function only")
     args = parser.parse_args()
-    print(render(summarize(args.path, args.top)))
+    print(render(summarize(args.path, args.top, args.only)))
 
 
 if __name__ == "__main__":
