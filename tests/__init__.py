@@ -11,3 +11,6 @@ if __name__.startswith("odoo.addons."):
     from . import test_tour_live_board
     from . import test_dashboard
     from . import test_i18n
+    from . import test_security_rpc
+    from . import test_security_company
+    from . import test_security_secrets
