@@ -54,7 +54,6 @@ class MqttMessage(models.Model):
             ("duplicate", "Duplicate"),
         ],
         readonly=True,
-        index=True,
     )
     detail = fields.Char(readonly=True)
     power_w = fields.Float(string="Power (W)", readonly=True)

@@ -3,33 +3,21 @@
 No Odoo here (the runner in iot_bridge_service.py owns threads, cursors and
 locks): this is the logic that decides what a message means, so it is tested
 without a server.  One instance per database, used by one worker thread.
-
-Time: sessions run on the meter's clock.  The silence watchdog advances a
-device's clock from its last reading by the *receive* time that passed while
-its broker connection was up (``_virtual_now``): a skewed meter clock cannot
-cause a false timeout, and a broker outage is not the meter's silence.
+Connections, devices and routes are in bridge_registry.py.
 """
 
 import json
 import logging
 import time
-from collections import Counter, defaultdict
 
-from ..parsers import (
-    Limits,
-    NotAReading,
-    RejectedPayload,
-    TopicRouter,
-    make_parser,
-    poll_request,
-    reply_route,
-    subscriptions_for,
-)
-from ..parsers.topic_filter import minimal_filters
-from .device_runtime import DeviceRuntime
+from ..parsers import NotAReading, RejectedPayload, poll_request, reply_route
+from .bridge_batch import Batch, RawRow
+from .bridge_registry import DeviceRegistry
 from .session_detector import SessionClosed, SessionOpened
 
 _logger = logging.getLogger(__name__)
+
+__all__ = ["Batch", "BridgeCore"]
 
 TICK_GRACE_S = 1.0  # late frames still count before a deadline fires
 POLL_TTL_S = 60.0
@@ -37,241 +25,17 @@ DUP_WINDOW_S = 0.05  # overlapping subscriptions deliver one copy each
 UNMATCHED_LOG_EVERY_S = 60.0
 REJECT_LOG_EVERY_S = 60.0
 MAX_RAW_PROBLEM_ROWS = 100  # per batch: rejected/unmatched rows kept for operators
+PROGRESS_EVERY_S = 30.0  # running sessions' durations (the board counts live)
+NOTIFY_EVERY_S = 1.0
 
 
-class Batch:
-    """Everything one flush writes in one transaction, and the acks after it."""
-
-    def __init__(self):
-        self.acks = []  # (connection_id, InboundMessage) in arrival order
-        self.raw_rows = []
-        self.session_ops = defaultdict(list)  # device_id -> [(op, payload)]
-        self.dirty = set()  # device ids whose live fields changed
-        self.stats = defaultdict(Counter)  # connection_id -> counters
-        self.discovered = {}  # (connection_id, prefix) -> values
-        self.done_mids = defaultdict(set)  # committed mids seen again (dup)
-        self.started = None
-        self.problem_rows = 0
-
-    def __len__(self):
-        return len(self.acks)
-
-    def drop_connections(self, connection_ids, devices):
-        """Forget what belongs to connections we no longer own (their messages
-        stay unacknowledged, so the new owner gets them)."""
-        lost = set(connection_ids)
-        self.acks = [(c, m) for c, m in self.acks if c not in lost]
-        self.raw_rows = [r for r in self.raw_rows if r[0] not in lost]
-        for dev_id in list(self.session_ops):
-            if dev_id not in devices:
-                del self.session_ops[dev_id]
-        self.dirty = {d for d in self.dirty if d in devices}
-        for conn_id in lost:
-            self.stats.pop(conn_id, None)
-            self.done_mids.pop(conn_id, None)
-        self.discovered = {k: v for k, v in self.discovered.items() if k[0] not in lost}
-
-    @property
-    def empty(self):
-        return not (self.acks or self.dirty or self.session_ops or self.discovered)
-
-
-class BridgeCore:
+class BridgeCore(DeviceRegistry):
     """Routes, parses and detects for every device of the owned connections."""
 
     def __init__(self, limits=None, clock=time.monotonic):
-        self.limits = limits or Limits()
-        self.clock = clock
-        self.devices = {}  # id -> DeviceRuntime
-        self._routers = {}  # connection id -> TopicRouter(filter -> device id)
-        self._reply_topic = {}  # connection id -> "<client id>/rpc"
-        self._reply_src = {}
-        self._discovery = {}
-        self._up_since = {}  # connection id -> monotonic time of connect
-        self._down_since = {}  # connection id -> monotonic time nobody listened
-        self._committed = {}  # connection id -> mids committed, maybe not acked
-        self._pending_polls = {}  # request id -> (device id, monotonic)
-        self._by_shelly_id = {}
-        self._next_request = int(time.time()) % 1_000_000 * 1000
-        self._last_msg = {}  # connection id -> (topic, payload, monotonic)
-        self._unmatched_logged = {}
-        self._discovered_seen = set()
-
-    # -- connections ------------------------------------------------------
-    def add_connection(
-        self, conn_id, client_id, discovery, committed_mids=(), unheard_s=None
-    ):
-        """Own a connection; ``unheard_s``: how long nobody consumed it before
-        (the backlog the broker kept meanwhile is not a flood)."""
-        self._routers[conn_id] = TopicRouter()
-        for dev in self.devices.values():
-            if dev.connection_id == conn_id:
-                self._route(dev)
-        self._reply_src[conn_id] = client_id
-        self._reply_topic[conn_id] = f"{client_id}/rpc"
-        self._discovery[conn_id] = bool(discovery)
-        self._committed[conn_id] = set(committed_mids or ())
-        if unheard_s is not None:
-            self._down_since[conn_id] = self.clock() - max(0.0, unheard_s)
-
-    def set_discovery(self, conn_id, discovery):
-        self._discovery[conn_id] = bool(discovery)
-
-    def remove_connection(self, conn_id):
-        for dev in [d for d in self.devices.values() if d.connection_id == conn_id]:
-            self._forget_device(dev)
-        for table in (
-            self._routers,
-            self._reply_src,
-            self._reply_topic,
-            self._discovery,
-            self._up_since,
-            self._down_since,
-            self._committed,
-            self._last_msg,
-        ):
-            table.pop(conn_id, None)
-
-    def connection_up(self, conn_id, session_present):
-        now = self.clock()
-        self._up_since[conn_id] = now
-        down = self._down_since.pop(conn_id, None)
-        if down is not None:
-            # What the meters sent while nobody listened comes now, at once.
-            for dev in self.devices.values():
-                if dev.connection_id == conn_id:
-                    dev.bucket.catch_up(now - down, now)
-        if not session_present:
-            # The broker forgot our session: nothing of the old one comes back.
-            self._committed.get(conn_id, set()).clear()
-
-    def connection_down(self, conn_id):
-        self._up_since.pop(conn_id, None)
-        self._down_since.setdefault(conn_id, self.clock())
-
-    def committed_mids(self, conn_id):
-        return sorted(self._committed.get(conn_id, ()))
-
-    def subscriptions(self, conn_id):
-        """The minimal filter set: overlapping filters would deliver copies."""
-        filters = set()
-        for dev in self.devices.values():
-            if dev.connection_id == conn_id:
-                filters.update(dev.filters)
-        if conn_id in self._reply_topic:
-            filters.add(self._reply_topic[conn_id])
-        if self._discovery.get(conn_id):
-            filters.add("+/events/rpc")
-        return minimal_filters(filters)
-
-    # -- devices ----------------------------------------------------------
-    def upsert_device(self, cfg, batch):
-        """Add or update a device from its configuration; return its runtime."""
-        dev = self.devices.get(cfg.id)
-        if dev is None:
-            parser = self._make_parser(cfg)
-            dev = DeviceRuntime(cfg, parser, self.clock())
-            self.devices[cfg.id] = dev
-            self._route(dev)
-            self._sync_session(dev, cfg, batch)
-            return dev
-        old = dev.cfg
-        if (
-            old.parser_key() != cfg.parser_key()
-            or old.connection_id != cfg.connection_id
-        ):
-            self._unroute(dev)
-            parser = self._make_parser(cfg)
-            if old.parser_key()[:1] == cfg.parser_key()[:1]:
-                parser.clock_offset = dev.parser.clock_offset
-            dev.parser = parser
-            dev.cfg = cfg
-            self._route(dev)
-        dev.reconfigure(cfg)
-        self._sync_session(dev, cfg, batch)
-        return dev
-
-    def remove_device(self, dev_id, batch):
-        """A device left (archived, deleted, moved off an owned connection)."""
-        dev = self.devices.get(dev_id)
-        if dev is None:
-            return
-        if dev.machine.session is not None:
-            # Close what we still hold open: a manager removed the machine.
-            self._apply_events(
-                dev, dev.machine.manual_stop(self._virtual_now(dev)), batch
-            )
-        self._forget_device(dev)
-
-    def _forget_device(self, dev):
-        self._unroute(dev)
-        self.devices.pop(dev.id, None)
-        if dev.shelly_id and self._by_shelly_id.get(dev.shelly_id) == dev.id:
-            del self._by_shelly_id[dev.shelly_id]
-
-    def _make_parser(self, cfg):
-        options = None
-        if cfg.parser_type == "generic_json":
-            options = {
-                "power_path": cfg.json_power_path,
-                "energy_path": cfg.json_energy_path,
-            }
-        parser = make_parser(
-            cfg.parser_type,
-            prefix=cfg.topic_prefix,
-            topic_filter=cfg.topic_pattern,
-            component=cfg.component if cfg.parser_type != "generic_json" else None,
-            options=options,
-            limits=self.limits,
-        )
-        if cfg.parser_snapshot and hasattr(parser, "restore"):
-            parser.restore(cfg.parser_snapshot)
-        return parser
-
-    def _route(self, dev):
-        router = self._routers.get(dev.connection_id)
-        if router is None:
-            return
-        dev.filters = subscriptions_for(
-            dev.cfg.parser_type,
-            prefix=dev.cfg.topic_prefix,
-            topic_filter=dev.cfg.topic_pattern,
-        )
-        for topic_filter in dev.filters:
-            router.add(topic_filter, dev.id)
-        if dev.shelly_id:
-            self._by_shelly_id[dev.shelly_id] = dev.id
-
-    def _unroute(self, dev):
-        router = self._routers.get(dev.connection_id)
-        if router is not None:
-            for topic_filter in dev.filters:
-                router.remove(topic_filter, dev.id)
-        dev.filters = []
-
-    def _sync_session(self, dev, cfg, batch):
-        """The database is the truth about sessions (a user may have started or
-        stopped one by hand): bring the machine in line with it."""
-        db_id, db_start = cfg.running_session_id, cfg.running_start_ts
-        machine = dev.machine
-        if dev.session_id == db_id and (db_id is None) == (machine.session is None):
-            return
-        now = self._virtual_now(dev)
-        if machine.session is not None:
-            # Our session is gone from the database (closed by hand) or another
-            # one is running there: the database wins, ours ends without a write.
-            machine.manual_stop(now)
-            dev.session_id = None
-        if db_id:
-            events = machine.manual_start(db_start if db_start is not None else now)
-            dev.session_id = db_id
-            # The session exists already: keep only the state changes.
-            self._apply_events(
-                dev, [e for e in events if not isinstance(e, SessionOpened)], batch
-            )
-            dev.progress_due = True
-        batch.dirty.add(dev.id)
-        dev.dirty = True
+        super().__init__(limits, clock)
+        self._to_notify = set()
+        self._notified_at = -1e9
 
     # -- messages ---------------------------------------------------------
     def handle(self, conn_id, msg, batch):
@@ -327,8 +91,7 @@ class BridgeCore:
             stats["rate_limited"] += 1
             if not dev.rate_limited:
                 dev.rate_limited = True
-                dev.dirty = True
-                batch.dirty.add(dev.id)
+                self._mark(dev, batch)
                 _logger.warning(
                     "Device %s sends more than %s messages/s: dropping the excess",
                     dev.name,
@@ -358,8 +121,7 @@ class BridgeCore:
             self._raw(
                 batch, conn_id, dev, msg, status, None, reading.ts, reading.power_w
             )
-        dev.dirty = True
-        batch.dirty.add(dev.id)
+        self._mark(dev, batch)
 
     def _apply_reading(self, dev, reading, batch):
         if reading.device_key and reading.device_key != dev.shelly_id:
@@ -403,8 +165,8 @@ class BridgeCore:
             else:
                 dev.state_changed = True
         if events:
-            dev.dirty = True
-            batch.dirty.add(dev.id)
+            self._mark(dev, batch)
+            self._track(dev)
 
     def _rejected(self, dev, conn_id, msg, exc, batch, now):
         key = (dev.id, exc.code)
@@ -460,25 +222,25 @@ class BridgeCore:
             batch.problem_rows += 1
         if detail is not None and not isinstance(detail, str):
             detail = f"{detail.code}: {detail.detail}"[:250]
+        company = dev.cfg.company_id if dev else self._company.get(conn_id)
         batch.raw_rows.append(
-            (conn_id, dev.id if dev else None, msg, status, detail, ts, power)
+            RawRow(
+                conn_id,
+                dev.id if dev else None,
+                company,
+                msg,
+                status,
+                detail,
+                ts,
+                power,
+            )
         )
 
     # -- watchdog, polls, flush support ----------------------------------
-    def _virtual_now(self, dev):
-        """The device clock now: last reading + receive time passed while connected."""
-        last_ts = dev.machine.last_ts
-        up = self._up_since.get(dev.connection_id)
-        mono = self.clock()
-        if last_ts is None:
-            return time.time() + (dev.parser.clock_offset or 0.0)
-        if up is None:
-            return last_ts
-        return last_ts + max(0.0, mono - max(dev.last_recv_mono, up))
-
     def tick(self, batch):
         """Fire due debounces and silence timeouts (only while connected)."""
-        for dev in self.devices.values():
+        for dev_id in list(self.active):
+            dev = self.devices[dev_id]
             deadline = dev.machine.next_deadline()
             if deadline is None or dev.connection_id not in self._up_since:
                 continue
@@ -519,18 +281,33 @@ class BridgeCore:
     def progress_ops(self, batch):
         """Running sessions whose durations the database should see now."""
         now = self.clock()
-        for dev in self.devices.values():
-            if dev.session_id is None and not batch.session_ops.get(dev.id):
+        for dev_id in self.active | set(batch.session_ops):
+            dev = self.devices.get(dev_id)
+            if dev is None or (
+                dev.session_id is None and not batch.session_ops.get(dev_id)
+            ):
                 continue
             summary = dev.machine.session
             if summary is None:
                 continue
-            if dev.progress_due or dev.state_changed or now - dev.progress_mono >= 10.0:
+            if (
+                dev.progress_due
+                or dev.state_changed
+                or now - dev.progress_mono >= PROGRESS_EVERY_S
+            ):
                 batch.session_ops[dev.id].append(("progress", summary))
                 dev.progress_mono = now
                 dev.progress_due = False
 
-    def committed(self, batch, session_ids):
+    def notification(self, batch):
+        """Device ids to announce to open browsers with this flush, or None:
+        at most once a second (the board reloads at most twice a second)."""
+        ids = self._to_notify | batch.dirty
+        if not ids or self.clock() - self._notified_at < NOTIFY_EVERY_S:
+            return None
+        return sorted(ids)
+
+    def committed(self, batch, session_ids, notified=False):
         """After the commit: adopt new session ids, remember unacked mids."""
         for dev_id, session_id in session_ids.items():
             dev = self.devices.get(dev_id)
@@ -540,6 +317,11 @@ class BridgeCore:
             dev = self.devices.get(dev_id)
             if dev is not None:
                 dev.dirty = dev.state_changed = False
+        if notified:
+            self._to_notify.clear()
+            self._notified_at = self.clock()
+        else:
+            self._to_notify.update(batch.dirty)
         for conn_id, mids in batch.done_mids.items():
             self._committed.get(conn_id, set()).difference_update(mids)
 

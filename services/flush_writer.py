@@ -1,6 +1,6 @@
 """Write one batch of the bridge in ONE transaction (see DESIGN.md, "Data flow").
 
-Raw log rows go in with one bulk INSERT, live device fields with one
+Raw log rows go in with one COPY, live device fields with one
 UPDATE ... FROM (VALUES ...), sessions through the ORM (few, and their stored
 computed fields matter), connection counters and the heartbeat with one
 UPDATE per connection, guarded by the owner's fencing token: if another node
@@ -9,6 +9,8 @@ nodes never both commit the same readings. Bus notifications are queued on the
 cursor and reach browsers only when the commit succeeds.
 """
 
+import csv
+import io
 import json
 from datetime import UTC, datetime
 
@@ -34,11 +36,12 @@ def _wall(ts):
     return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
 
 
-def write_batch(env, core, batch, connections):
+def write_batch(env, core, batch, connections, notify=None):
     """Write ``batch``; return {device id: running session id or None}.
 
     ``connections``: {connection id: runtime dict} with keys token, node,
     state, last_error, connected_at, mids (QoS 1 mids of this batch).
+    ``notify``: device ids to announce to open browsers, or None.
     Raises LostOwnership when a fencing token no longer matches.
     """
     cr = env.cr
@@ -46,10 +49,10 @@ def write_batch(env, core, batch, connections):
     _create_discovered(env, batch)
     session_ids = _write_sessions(env, core, batch)
     _write_devices(cr, core, batch, session_ids)
-    _insert_raw(env, core, batch)
+    _insert_raw(env, batch)
     _write_connections(cr, core, batch, connections)
-    if batch.dirty:
-        _notify_browsers(env, batch)
+    if notify:
+        _notify_browsers(env, notify)
     return session_ids
 
 
@@ -93,12 +96,25 @@ def _create_discovered(env, batch):
 
 
 def _write_sessions(env, core, batch):
-    """Each device's SessionDetector writes its own session ops."""
+    """Each device's SessionDetector writes its own session ops; the states of
+    the sessions they touch are read in one query first."""
     result = {}
+    touched = [
+        core.devices[dev_id].session_id
+        for dev_id in batch.session_ops
+        if dev_id in core.devices and core.devices[dev_id].session_id
+    ]
+    running = set()
+    if touched:
+        env.cr.execute(
+            "SELECT id FROM mqtt_session WHERE id IN %s AND state = 'running'",
+            (tuple(touched),),
+        )
+        running = {row[0] for row in env.cr.fetchall()}
     for dev_id, ops in batch.session_ops.items():
         dev = core.devices.get(dev_id)
         if dev is not None:
-            result[dev_id] = dev.detector.apply(env, ops)
+            result[dev_id] = dev.detector.apply(env, ops, running)
     return result
 
 
@@ -143,10 +159,8 @@ def _write_devices(cr, core, batch, session_ids):
                 live["online"],
                 live["meter_error"],
                 live["rate_limited"],
-                json.dumps(live["detector_snapshot"]),
-                json.dumps(live["parser_snapshot"])
-                if live["parser_snapshot"]
-                else None,
+                _dumps(live["detector_snapshot"]),
+                _dumps(live["parser_snapshot"]) if live["parser_snapshot"] else None,
                 live["shelly_id"],
                 sid,
             )
@@ -156,43 +170,52 @@ def _write_devices(cr, core, batch, session_ids):
         execute_values(cr._obj, _DEVICE_UPDATE, rows, template=_DEVICE_TEMPLATE)
 
 
-_RAW_INSERT = """
-INSERT INTO mqtt_message (connection_id, device_id, company_id, topic, payload,
-    payload_size, truncated, qos, received_at, device_ts, status, detail, power_w)
-VALUES %s
-"""
+_RAW_COLUMNS = (
+    "connection_id, device_id, company_id, topic, payload, payload_size, "
+    "truncated, qos, received_at, device_ts, status, detail, power_w"
+)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-def _insert_raw(env, core, batch):
+def _insert_raw(env, batch):
+    """COPY the raw log rows (about twice as fast as a multi-row INSERT)."""
     if not batch.raw_rows:
         return
     limit = _max_payload(env)
-    companies = _companies(env, core, batch)
-    rows = []
-    for conn_id, dev_id, msg, status, detail, ts, power in batch.raw_rows:
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    for conn_id, dev_id, company, msg, status, detail, ts, power in batch.raw_rows:
         payload = msg.payload
         if isinstance(payload, str):
             payload = payload.encode("utf-8", "replace")
         size = len(payload)
         text = payload[:limit].decode("utf-8", "replace").replace("\x00", "\ufffd")
-        rows.append(
+        out.writerow(
             (
                 conn_id,
-                dev_id,
-                companies.get(dev_id) if dev_id else companies.get(("c", conn_id)),
+                _null(dev_id),
+                _null(company),
                 msg.topic[:1000].replace("\x00", "\ufffd"),
                 text,
                 size,
-                size > limit,
+                "t" if size > limit else "f",
                 msg.qos,
-                _wall(msg.received_at),
-                ts,
+                _wall(msg.received_at).isoformat(sep=" "),
+                _null(ts),
                 status,
-                detail[:250] if detail else None,
-                power,
+                detail[:250] if detail else "",
+                _null(power),
             )
         )
-    execute_values(env.cr._obj, _RAW_INSERT, rows, page_size=1000)
+    buf.seek(0)
+    env.cr._obj.copy_expert(
+        f"COPY mqtt_message ({_RAW_COLUMNS}) FROM STDIN WITH (FORMAT csv)", buf
+    )
+
+
+def _null(value):
+    """CSV for COPY: an unquoted empty field is NULL."""
+    return "" if value is None else value
 
 
 def _max_payload(env):
@@ -201,20 +224,6 @@ def _max_payload(env):
         return max(64, int(value))
     except (TypeError, ValueError):
         return DEFAULT_MAX_PAYLOAD
-
-
-def _companies(env, core, batch):
-    out = {}
-    for dev in core.devices.values():
-        out[dev.id] = dev.cfg.company_id
-    conn_ids = {row[0] for row in batch.raw_rows}
-    if conn_ids:
-        env.cr.execute(
-            "SELECT id, company_id FROM mqtt_connection WHERE id IN %s",
-            (tuple(conn_ids),),
-        )
-        out.update({("c", cid): company for cid, company in env.cr.fetchall()})
-    return out
 
 
 _CONNECTION_UPDATE = """
@@ -258,10 +267,9 @@ def _write_connections(cr, core, batch, connections):
         )
 
 
-def _notify_browsers(env, batch):
+def _notify_browsers(env, ids):
     group = env.ref("open_workshop_mqtt.group_user", raise_if_not_found=False)
     if not group:
         return
-    ids = sorted(batch.dirty)
     payload = {"ids": ids if len(ids) <= MAX_NOTIFIED_IDS else []}
     env["bus.bus"]._sendone(group, DEVICE_NOTIFICATION, payload)

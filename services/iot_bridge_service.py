@@ -356,6 +356,7 @@ class IotBridgeService:
             info["discovery"],
             info["committed_mids"],
             unheard_s=time.time() - heartbeat if heartbeat else None,
+            company_id=info["company_id"],
         )
         self.owned[conn_id] = _Owned(conn_id, info, token, client)
         _logger.info(
@@ -406,10 +407,13 @@ class IotBridgeService:
         connections = self._connection_runtime(batch)
         delay = 0.05
         while True:
+            notify = self.core.notification(batch)
             try:
                 with Registry(self.dbname).cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
-                    session_ids = write_batch(env, self.core, batch, connections)
+                    session_ids = write_batch(
+                        env, self.core, batch, connections, notify
+                    )
                 break
             except LostOwnership as exc:
                 _logger.warning("%s; dropping its uncommitted batch", exc)
@@ -453,7 +457,7 @@ class IotBridgeService:
                     return Batch()  # shutting down: unacked messages come again
                 delay = min(delay * 2, 10.0)
         self.flush_count += 1
-        self.core.committed(batch, session_ids)
+        self.core.committed(batch, session_ids, notified=notify is not None)
         self._ack(batch)
         self._next_heartbeat = time.monotonic() + HEARTBEAT_EVERY_S
         if self._db_error:  # recovered: the form must not keep the old error

@@ -181,22 +181,35 @@ class SessionDetector:
         )
         self.session_id = session_id if self.machine.session is not None else None
 
-    def apply(self, env, ops):
-        """Apply ``ops`` to ``mqtt.session`` with ``env``; return the open id."""
+    def apply(self, env, ops, running=None):
+        """Apply ``ops`` to ``mqtt.session`` with ``env``; return the open id.
+
+        ``running``: ids of sessions known to be running in this transaction
+        (read once for a whole batch); None reads the state here.
+        """
         sessions = env["mqtt.session"]
         sid = self.session_id
         for op, data in ops:
             if op == "open":
                 sid = self._open(sessions, data)
+                if running is not None:
+                    running.add(sid)
                 continue
             if sid:
                 session = sessions.browse(sid)
+                if running is None:
+                    is_running = session.exists() and session.state == "running"
+                else:
+                    is_running = sid in running
                 # A user may have closed it by hand meanwhile: never reopen it.
-                if session.exists() and session.state == "running":
+                if is_running:
                     session.write(self.values(data))
-                    # The ORM writes lazily: the database must see this session
-                    # closed before the next one of the device is inserted.
-                    session.flush_recordset()
+                    if op == "close":
+                        if running is not None:
+                            running.discard(sid)
+                        # The ORM writes lazily: the database must see it closed
+                        # before the next session of the device is inserted.
+                        session.flush_recordset()
             if op == "close":
                 sid = None
         return sid

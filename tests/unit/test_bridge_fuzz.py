@@ -351,7 +351,8 @@ def check_batch(batch, logged_messages):
     assert len(batch.acks) == received
     assert batch.problem_rows <= MAX_RAW_PROBLEM_ROWS
     assert len(batch.raw_rows) <= batch.problem_rows + logged_messages
-    for _conn, _dev, _msg, status, detail, ts, power in batch.raw_rows:
+    for row in batch.raw_rows:
+        status, detail, ts, power = row.status, row.detail, row.device_ts, row.power_w
         assert status in {
             "reading",
             "not_reading",

@@ -1,0 +1,254 @@
+"""Connections and devices of one bridge: routes, subscriptions, session sync.
+
+Pure (no Odoo).  ``BridgeCore`` (bridge_core.py) builds on it to process
+messages; this part changes only when the configuration or a connection does.
+
+The device clock (``_virtual_now``): a device's time advances from its last
+reading by the *receive* time that passed while its broker connection was up,
+so a skewed meter clock cannot cause a false timeout, and a broker outage is
+not the meter's silence.
+"""
+
+import time
+
+from ..parsers import Limits, TopicRouter, make_parser, subscriptions_for
+from ..parsers.topic_filter import minimal_filters
+from .device_runtime import DeviceRuntime
+from .session_detector import SessionOpened
+
+
+class DeviceRegistry:
+    """The owned connections and their devices: routes, subscriptions, and the
+    devices' session state kept in line with the database."""
+
+    def __init__(self, limits=None, clock=time.monotonic):
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.devices = {}  # id -> DeviceRuntime
+        self._routers = {}  # connection id -> TopicRouter(filter -> device id)
+        self._reply_topic = {}  # connection id -> "<client id>/rpc"
+        self._reply_src = {}
+        self._discovery = {}
+        self._up_since = {}  # connection id -> monotonic time of connect
+        self._down_since = {}  # connection id -> monotonic time nobody listened
+        self._committed = {}  # connection id -> mids committed, maybe not acked
+        self._pending_polls = {}  # request id -> (device id, monotonic)
+        self._by_shelly_id = {}
+        self._next_request = int(time.time()) % 1_000_000 * 1000
+        self._last_msg = {}  # connection id -> (topic, payload, monotonic)
+        self._company = {}  # connection id -> company id (raw log rows)
+        self._unmatched_logged = {}
+        self._discovered_seen = set()
+        self.active = set()  # devices whose machine is not idle (deadlines, sessions)
+
+    # -- connections ------------------------------------------------------
+    def add_connection(
+        self,
+        conn_id,
+        client_id,
+        discovery,
+        committed_mids=(),
+        unheard_s=None,
+        company_id=None,
+    ):
+        """Own a connection; ``unheard_s``: how long nobody consumed it before
+        (the backlog the broker kept meanwhile is not a flood)."""
+        self._company[conn_id] = company_id
+        self._routers[conn_id] = TopicRouter()
+        for dev in self.devices.values():
+            if dev.connection_id == conn_id:
+                self._route(dev)
+        self._reply_src[conn_id] = client_id
+        self._reply_topic[conn_id] = f"{client_id}/rpc"
+        self._discovery[conn_id] = bool(discovery)
+        self._committed[conn_id] = set(committed_mids or ())
+        if unheard_s is not None:
+            self._down_since[conn_id] = self.clock() - max(0.0, unheard_s)
+
+    def set_discovery(self, conn_id, discovery):
+        self._discovery[conn_id] = bool(discovery)
+
+    def remove_connection(self, conn_id):
+        for dev in [d for d in self.devices.values() if d.connection_id == conn_id]:
+            self._forget_device(dev)
+        for table in (
+            self._routers,
+            self._reply_src,
+            self._reply_topic,
+            self._discovery,
+            self._up_since,
+            self._down_since,
+            self._committed,
+            self._last_msg,
+            self._company,
+        ):
+            table.pop(conn_id, None)
+
+    def connection_up(self, conn_id, session_present):
+        now = self.clock()
+        self._up_since[conn_id] = now
+        down = self._down_since.pop(conn_id, None)
+        if down is not None:
+            # What the meters sent while nobody listened comes now, at once.
+            for dev in self.devices.values():
+                if dev.connection_id == conn_id:
+                    dev.bucket.catch_up(now - down, now)
+        if not session_present:
+            # The broker forgot our session: nothing of the old one comes back.
+            self._committed.get(conn_id, set()).clear()
+
+    def connection_down(self, conn_id):
+        self._up_since.pop(conn_id, None)
+        self._down_since.setdefault(conn_id, self.clock())
+
+    def committed_mids(self, conn_id):
+        return sorted(self._committed.get(conn_id, ()))
+
+    def subscriptions(self, conn_id):
+        """The minimal filter set: overlapping filters would deliver copies."""
+        filters = set()
+        for dev in self.devices.values():
+            if dev.connection_id == conn_id:
+                filters.update(dev.filters)
+        if conn_id in self._reply_topic:
+            filters.add(self._reply_topic[conn_id])
+        if self._discovery.get(conn_id):
+            filters.add("+/events/rpc")
+        return minimal_filters(filters)
+
+    # -- devices ----------------------------------------------------------
+    def upsert_device(self, cfg, batch):
+        """Add or update a device from its configuration; return its runtime."""
+        dev = self.devices.get(cfg.id)
+        if dev is None:
+            parser = self._make_parser(cfg)
+            dev = DeviceRuntime(cfg, parser, self.clock())
+            self.devices[cfg.id] = dev
+            self._route(dev)
+            self._sync_session(dev, cfg, batch)
+            self._track(dev)
+            return dev
+        old = dev.cfg
+        if (
+            old.parser_key() != cfg.parser_key()
+            or old.connection_id != cfg.connection_id
+        ):
+            self._unroute(dev)
+            parser = self._make_parser(cfg)
+            if old.parser_key()[:1] == cfg.parser_key()[:1]:
+                parser.clock_offset = dev.parser.clock_offset
+            dev.parser = parser
+            dev.cfg = cfg
+            self._route(dev)
+        dev.reconfigure(cfg)
+        self._sync_session(dev, cfg, batch)
+        self._track(dev)
+        return dev
+
+    def remove_device(self, dev_id, batch):
+        """A device left (archived, deleted, moved off an owned connection)."""
+        dev = self.devices.get(dev_id)
+        if dev is None:
+            return
+        if dev.machine.session is not None:
+            # Close what we still hold open: a manager removed the machine.
+            self._apply_events(
+                dev, dev.machine.manual_stop(self._virtual_now(dev)), batch
+            )
+        self._forget_device(dev)
+
+    def _forget_device(self, dev):
+        self._unroute(dev)
+        self.devices.pop(dev.id, None)
+        self.active.discard(dev.id)
+        if dev.shelly_id and self._by_shelly_id.get(dev.shelly_id) == dev.id:
+            del self._by_shelly_id[dev.shelly_id]
+
+    def _make_parser(self, cfg):
+        options = None
+        if cfg.parser_type == "generic_json":
+            options = {
+                "power_path": cfg.json_power_path,
+                "energy_path": cfg.json_energy_path,
+            }
+        parser = make_parser(
+            cfg.parser_type,
+            prefix=cfg.topic_prefix,
+            topic_filter=cfg.topic_pattern,
+            component=cfg.component if cfg.parser_type != "generic_json" else None,
+            options=options,
+            limits=self.limits,
+        )
+        if cfg.parser_snapshot and hasattr(parser, "restore"):
+            parser.restore(cfg.parser_snapshot)
+        return parser
+
+    def _route(self, dev):
+        router = self._routers.get(dev.connection_id)
+        if router is None:
+            return
+        dev.filters = subscriptions_for(
+            dev.cfg.parser_type,
+            prefix=dev.cfg.topic_prefix,
+            topic_filter=dev.cfg.topic_pattern,
+        )
+        for topic_filter in dev.filters:
+            router.add(topic_filter, dev.id)
+        if dev.shelly_id:
+            self._by_shelly_id[dev.shelly_id] = dev.id
+
+    def _unroute(self, dev):
+        router = self._routers.get(dev.connection_id)
+        if router is not None:
+            for topic_filter in dev.filters:
+                router.remove(topic_filter, dev.id)
+        dev.filters = []
+
+    def _sync_session(self, dev, cfg, batch):
+        """The database is the truth about sessions (a user may have started or
+        stopped one by hand): bring the machine in line with it."""
+        db_id, db_start = cfg.running_session_id, cfg.running_start_ts
+        machine = dev.machine
+        if dev.session_id == db_id and (db_id is None) == (machine.session is None):
+            return
+        now = self._virtual_now(dev)
+        if machine.session is not None:
+            # Our session is gone from the database (closed by hand) or another
+            # one is running there: the database wins, ours ends without a write.
+            machine.manual_stop(now)
+            dev.session_id = None
+        if db_id:
+            events = machine.manual_start(db_start if db_start is not None else now)
+            dev.session_id = db_id
+            # The session exists already: keep only the state changes.
+            self._apply_events(
+                dev, [e for e in events if not isinstance(e, SessionOpened)], batch
+            )
+            dev.progress_due = True
+        self._mark(dev, batch)
+
+    def _mark(self, dev, batch):
+        """The device's live fields and detector state go into this flush."""
+        dev.dirty = True
+        batch.dirty.add(dev.id)
+
+    def _track(self, dev):
+        """Keep ``active`` = devices whose machine can still change by itself."""
+        if dev.machine.state == "idle":
+            self.active.discard(dev.id)
+        else:
+            self.active.add(dev.id)
+
+    def _apply_events(self, dev, events, batch):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _virtual_now(self, dev):
+        """The device clock now: last reading + receive time passed while connected."""
+        last_ts = dev.machine.last_ts
+        up = self._up_since.get(dev.connection_id)
+        mono = self.clock()
+        if last_ts is None:
+            return time.time() + (dev.parser.clock_offset or 0.0)
+        if up is None:
+            return last_ts
+        return last_ts + max(0.0, mono - max(dev.last_recv_mono, up))
