@@ -18,6 +18,7 @@ Why a wrapper and not paho's own ``loop_start``:
 import logging
 import os
 import queue
+import re
 import socket
 import ssl
 import tempfile
@@ -132,6 +133,35 @@ def describe_exception(exc, settings):
     return f"Error with {where}: {type(exc).__name__}: {exc}"
 
 
+_SSL_NOISE = re.compile(r"^\[SSL: [A-Z0-9_]+\] *|\s*\(_ssl\.c:\d+\)$")
+
+
+def describe_lost(settings, socket_error=None, before_connack=False):
+    """Plain words for a connection that broke once open (paho only logs why)."""
+    text = f"Connection to {settings.address} lost"
+    if not socket_error:
+        return text
+    reason = _SSL_NOISE.sub("", socket_error).strip() or socket_error
+    tls = settings.use_tls and ("_ssl.c" in socket_error or "[SSL" in socket_error)
+    if tls:
+        reason = f"TLS: {reason}"
+    if "certificate required" in reason:
+        reason += "; the broker wants a client certificate"
+    elif tls and before_connack and not settings.tls_cert_pem:
+        reason += "; does the broker want a client certificate?"
+    return f"{text} ({reason})"
+
+
+def _remember_socket_error(sink):
+    """An ``on_log`` keeping the reason paho gives when a socket breaks."""
+
+    def on_log(client, userdata, level, buf):
+        if level == mqtt.MQTT_LOG_ERR and "on socket: " in buf:
+            sink["socket_error"] = buf.split("on socket: ", 1)[1][:300]
+
+    return on_log
+
+
 def build_ssl_context(settings):
     """TLS context from PEM text: verification on unless explicitly off."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -202,6 +232,7 @@ def probe_broker(settings, timeout=5.0):
     try:
         client = _new_paho(settings, f"{settings.client_id or 'owm'}-probe", False)
         client.on_connect = on_connect
+        client.on_log = _remember_socket_error(result)
         client.connect(
             settings.host,
             settings.port,
@@ -211,7 +242,9 @@ def probe_broker(settings, timeout=5.0):
         )
         deadline = started + timeout
         while not done.is_set() and time.monotonic() < deadline:
-            client.loop(timeout=0.1)
+            if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS and not done.is_set():
+                error = result.get("socket_error")
+                return False, describe_lost(settings, error, before_connack=True)
     except Exception as exc:  # report every failure in plain words
         return False, describe_exception(exc, settings)
     finally:
@@ -363,6 +396,7 @@ class MqttClient:
         client.on_connect = self._make_on_connect(outcome)
         client.on_message = self._on_message
         client.on_disconnect = self._make_on_disconnect(outcome)
+        client.on_log = _remember_socket_error(outcome)
         self._client = client
         try:
             client.connect(
@@ -386,10 +420,15 @@ class MqttClient:
                 _logger.debug("disconnect after loop failed", exc_info=True)
         if self._stop.is_set():
             return None
-        return outcome.get("error") or f"Connection to {settings.address} lost"
+        return outcome.get("error") or describe_lost(
+            settings,
+            outcome.get("socket_error"),
+            before_connack=not outcome.get("connacked"),
+        )
 
     def _make_on_connect(self, outcome):
         def on_connect(client, userdata, flags, reason_code, properties):
+            outcome["connacked"] = True
             if reason_code.is_failure:
                 outcome["error"] = describe_connack(reason_code)
                 outcome["closed"] = True
@@ -416,7 +455,13 @@ class MqttClient:
         def on_disconnect(client, userdata, flags, reason_code, properties):
             self._connected.clear()
             outcome["closed"] = True
-            if isinstance(reason_code, ReasonCode) and reason_code.is_failure:
+            # paho also calls this when the socket broke ("Unspecified error"):
+            # only a DISCONNECT the broker sent is the broker's word.
+            if (
+                flags.is_disconnect_packet_from_server
+                and isinstance(reason_code, ReasonCode)
+                and reason_code.is_failure
+            ):
                 outcome.setdefault("error", f"Disconnected by broker: {reason_code}")
 
         return on_disconnect
