@@ -17,6 +17,7 @@ recorded them committed.  A crash before the ack makes the broker redeliver
 connection row, so a redelivery of an already committed message is skipped.
 """
 
+import dataclasses
 import logging
 import os
 import queue
@@ -340,7 +341,11 @@ class IotBridgeService:
         except Exception:
             self._unlock(conn_id)
             raise
-        settings = info["settings"]
+        # Unacknowledged messages in flight: a few batches' worth. More would
+        # only queue here (latency); the broker keeps the rest (see README).
+        settings = dataclasses.replace(
+            info["settings"], receive_maximum=max(1000, 3 * self.settings.max_batch)
+        )
         client = mqtt_client.MqttClient(
             settings,
             handler=lambda msg, cid=conn_id: self.queue.put((cid, msg)),
@@ -482,15 +487,20 @@ class IotBridgeService:
         return out
 
     def _ack(self, batch):
-        unacked = {}
+        """Acknowledge the committed QoS 1 messages, one write per connection;
+        a message that could not be acknowledged stays known as committed."""
+        by_connection = {}
         for conn_id, msg in batch.acks:
+            if msg.qos:
+                by_connection.setdefault(conn_id, []).append(msg)
+        for conn_id, msgs in by_connection.items():
             owned = self.owned.get(conn_id)
-            if msg.qos == 0 or owned is None:
-                continue
-            if not owned.client.ack(msg):
-                unacked.setdefault(conn_id, []).append(msg.mid)
-        for conn_id, mids in unacked.items():
-            self.core.remember_unacked(conn_id, mids)
+            acked = owned.client.ack_many(msgs) if owned is not None else []
+            if len(acked) < len(msgs):
+                done = {id(m) for m in acked}
+                self.core.remember_unacked(
+                    conn_id, [m.mid for m in msgs if id(m) not in done]
+                )
 
     def _resync_sessions(self, batch):
         """The database refused a session write (a user started one by hand

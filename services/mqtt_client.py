@@ -31,6 +31,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from .mqtt_paho import FastClient
+
 _logger = logging.getLogger(__name__)
 
 STOPPED = "stopped"
@@ -192,7 +194,8 @@ def build_ssl_context(settings):
 
 
 def _new_paho(settings, client_id, manual_ack):
-    client = mqtt.Client(
+    # The runner's client (manual acks) is the tuned one; a probe is plain paho.
+    client = (FastClient if manual_ack else mqtt.Client)(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
@@ -348,12 +351,21 @@ class MqttClient:
 
     def ack(self, msg):
         """Acknowledge a QoS 1 message after its data is committed."""
-        if msg.qos == 0 or msg.generation != self.generation:
-            return False
+        return bool(self.ack_many([msg]))
+
+    def ack_many(self, msgs):
+        """Acknowledge committed QoS 1 messages in one write; return the acked.
+
+        Messages of an earlier network session are not acknowledged: the
+        broker sends them again (DUP) and the runner recognises them."""
         client = self._client
         if client is None or not self._connected.is_set():
-            return False
-        return client.ack(msg.mid, msg.qos) == mqtt.MQTT_ERR_SUCCESS
+            return []
+        generation = self.generation
+        acked = [m for m in msgs if m.qos and m.generation == generation]
+        if client.ack_many([m.mid for m in acked]) != mqtt.MQTT_ERR_SUCCESS:
+            return []
+        return acked
 
     def publish(self, topic, payload, qos=0):
         client = self._client
@@ -408,6 +420,8 @@ class MqttClient:
             )
             while not self._stop.is_set():
                 rc = client.loop(timeout=0.2)
+                while rc == mqtt.MQTT_ERR_SUCCESS and client.buffered():
+                    rc = client.loop_read()  # read already, not yet parsed
                 if rc != mqtt.MQTT_ERR_SUCCESS or outcome.get("closed"):
                     break
         except Exception as exc:  # network and TLS failures
