@@ -18,6 +18,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..services.mqtt_client import ClientSettings, probe_broker
+from ..services.mqtt_messages import Text
 from ..services.notify import create_revision_sequence, notify_runner
 
 _logger = logging.getLogger(__name__)
@@ -155,7 +156,11 @@ class MqttConnection(models.Model):
         readonly=True,
         copy=False,
     )
-    last_error = fields.Char(readonly=True, copy=False)
+    last_error = fields.Char(string="Last Error (as logged)", readonly=True, copy=False)
+    last_error_data = fields.Json(readonly=True, copy=False)
+    last_error_display = fields.Char(
+        string="Last Error", compute="_compute_last_error_display"
+    )
     last_connected = fields.Datetime(readonly=True, copy=False)
     owner_node = fields.Char(
         readonly=True, copy=False, help="The server process consuming this broker."
@@ -202,6 +207,19 @@ class MqttConnection(models.Model):
         for rec in self:
             rec.device_count = counts.get(rec, 0)
 
+    @api.depends("last_error", "last_error_data")
+    @api.depends_context("lang")
+    def _compute_last_error_display(self):
+        # The runner writes English; show the reader's language when it can.
+        for rec in self:
+            text = rec.last_error
+            if rec.last_error_data:
+                try:
+                    text = Text.from_json(rec.last_error_data).translate(self.env._)
+                except (KeyError, TypeError, ValueError):
+                    text = rec.last_error
+            rec.last_error_display = text
+
     @api.depends("heartbeat", "state", "run_requested", "owner_node")
     def _compute_runner_status(self):
         now = fields.Datetime.now()
@@ -214,10 +232,10 @@ class MqttConnection(models.Model):
             rec.runner_alive = alive
             if alive:
                 rec.runner_status = _(
-                    "Consumed by %(node)s, last heartbeat %(ts)s UTC."
+                    "Consumed by %(node)s, last heartbeat %(age)s s ago."
                 ) % {
                     "node": rec.owner_node or "?",
-                    "ts": fields.Datetime.to_string(rec.heartbeat),
+                    "age": int((now - rec.heartbeat).total_seconds()),
                 }
             elif rec.run_requested and not loaded_here:
                 rec.runner_status = _(
@@ -308,6 +326,8 @@ class MqttConnection(models.Model):
         self.ensure_one()
         settings = ClientSettings(**self.sudo()._client_settings_values())
         ok, message = probe_broker(settings, timeout=5.0)
+        if isinstance(message, Text):
+            message = message.translate(self.env._)
         if not ok:
             # The message never contains the password (see probe_broker).
             raise UserError(_("Connection test failed: %s", message))

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from psycopg2.extras import execute_values
 
 from ..models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
+from .mqtt_messages import Text
 
 DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
 MAX_NOTIFIED_IDS = 500
@@ -238,6 +239,7 @@ UPDATE mqtt_connection SET
     owner_node = %s,
     state = %s,
     last_error = %s,
+    last_error_data = %s::jsonb,
     last_connected = COALESCE(%s, last_connected),
     committed_mids = %s
 WHERE id = %s
@@ -259,12 +261,22 @@ def _write_connections(cr, core, batch, connections):
                 stats.get("unmatched", 0),
                 rt["node"],
                 rt["state"],
-                rt.get("last_error"),
+                _error_text(rt.get("last_error")),
+                _error_data(rt.get("last_error")),
                 _wall(rt.get("connected_at")),
                 json.dumps(sorted(mids)),
                 conn_id,
             ),
         )
+
+
+def _error_text(error):
+    return str(error)[:250] if error else None
+
+
+def _error_data(error):
+    """The message's template and values, to show it in the reader's language."""
+    return _dumps(error.to_json()) if isinstance(error, Text) else None
 
 
 def _notify_browsers(env, ids):

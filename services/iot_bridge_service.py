@@ -41,6 +41,7 @@ from . import mqtt_client
 from .bridge_core import Batch, BridgeCore
 from .config_loader import load_connections, load_devices
 from .flush_writer import LostOwnership, write_batch
+from .mqtt_messages import db_write_failing
 from .notify import CHANNEL, REV_SEQUENCE
 
 _logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connect
 REV_POLL_S = 1.0
 HEARTBEAT_EVERY_S = 2.0
 HOUSEKEEPING_S = 0.25
-DB_ERROR = "Database write failing:"
+DB_ERROR = "Database write failing:"  # the English start of db_write_failing()
 RETRYABLE = (
     psycopg2.errors.SerializationFailure,
     psycopg2.errors.DeadlockDetected,
@@ -456,7 +457,7 @@ class IotBridgeService:
                         "Writing a batch of %d messages failed; retrying", len(batch)
                     )
                 for owned in self.owned.values():
-                    owned.last_error = f"{DB_ERROR} {reason}"[:250]
+                    owned.last_error = db_write_failing(reason[:200])
                 self._db_error = True
                 if self._stop.wait(delay * (1 + random.random())):
                     return Batch()  # shutting down: unacked messages come again

@@ -18,8 +18,6 @@ Why a wrapper and not paho's own ``loop_start``:
 import logging
 import os
 import queue
-import re
-import socket
 import ssl
 import tempfile
 import threading
@@ -31,6 +29,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from .mqtt_messages import (
+    connected,
+    describe_connack,
+    describe_exception,
+    describe_lost,
+    disconnected_by_broker,
+    no_answer,
+    retrying,
+)
 from .mqtt_paho import FastClient
 
 _logger = logging.getLogger(__name__)
@@ -99,59 +106,6 @@ class Backoff:
 
     def reset(self):
         self._next = self.minimum
-
-
-def describe_connack(reason_code):
-    """Plain words for a CONNACK failure (shown on the connection form)."""
-    text = str(reason_code)
-    value = getattr(reason_code, "value", reason_code)
-    if value in (4, 5, 134, 135):
-        return (
-            f"Refused by the broker: not authorized ({text}). "
-            "Check username and password."
-        )
-    if value in (2, 133):
-        return f"Refused by the broker: client id not accepted ({text})."
-    if value in (3, 136):
-        return f"Broker unavailable ({text})."
-    return f"Refused by the broker: {text}."
-
-
-def describe_exception(exc, settings):
-    """Plain words for a network or TLS error; never includes secrets."""
-    where = settings.address
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"TLS certificate of {where} not trusted: {exc.verify_message or exc}"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error with {where}: {exc.reason or exc}"
-    if isinstance(exc, ConnectionRefusedError):
-        return f"Broker {where} refused the connection (is it running?)"
-    if isinstance(exc, socket.gaierror):
-        return f"Broker host '{settings.host}' not found ({exc.strerror})"
-    if isinstance(exc, socket.timeout | TimeoutError):
-        return f"No answer from broker {where} within {settings.connect_timeout_s:g} s"
-    if isinstance(exc, OSError):
-        return f"Network error with {where}: {exc.strerror or exc}"
-    return f"Error with {where}: {type(exc).__name__}: {exc}"
-
-
-_SSL_NOISE = re.compile(r"^\[SSL: [A-Z0-9_]+\] *|\s*\(_ssl\.c:\d+\)$")
-
-
-def describe_lost(settings, socket_error=None, before_connack=False):
-    """Plain words for a connection that broke once open (paho only logs why)."""
-    text = f"Connection to {settings.address} lost"
-    if not socket_error:
-        return text
-    reason = _SSL_NOISE.sub("", socket_error).strip() or socket_error
-    tls = settings.use_tls and ("_ssl.c" in socket_error or "[SSL" in socket_error)
-    if tls:
-        reason = f"TLS: {reason}"
-    if "certificate required" in reason:
-        reason += "; the broker wants a client certificate"
-    elif tls and before_connack and not settings.tls_cert_pem:
-        reason += "; does the broker want a client certificate?"
-    return f"{text} ({reason})"
 
 
 def _remember_socket_error(sink):
@@ -257,13 +211,12 @@ def probe_broker(settings, timeout=5.0):
             except Exception:  # pylint: disable=broad-except
                 _logger.debug("probe disconnect failed", exc_info=True)
     if not done.is_set():
-        return False, f"No answer from broker {settings.address} within {timeout:g} s"
+        return False, no_answer(settings, timeout)
     rc = result["rc"]
     if rc.is_failure:
         return False, describe_connack(rc)
     ms = (time.monotonic() - started) * 1000
-    tls = " over TLS" if settings.use_tls else ""
-    return True, f"Connected to {settings.address}{tls} in {ms:.0f} ms (MQTT 5)."
+    return True, connected(settings, ms)
 
 
 class MqttClient:
@@ -390,7 +343,7 @@ class MqttClient:
             if self._stop.is_set():
                 break
             delay = self._backoff.next()
-            msg = f"{error}; retrying in {delay:g} s" if error else None
+            msg = retrying(error, delay) if error else None
             self._set_state(ERROR if error else CONNECTING, msg)
             if error:
                 _logger.warning("MQTT %s: %s", self.name, msg)
@@ -476,7 +429,7 @@ class MqttClient:
                 and isinstance(reason_code, ReasonCode)
                 and reason_code.is_failure
             ):
-                outcome.setdefault("error", f"Disconnected by broker: {reason_code}")
+                outcome.setdefault("error", disconnected_by_broker(reason_code))
 
         return on_disconnect
 

@@ -27,9 +27,9 @@ class FakeClient:
         self.connected = True
         self.stopped = False
 
-    def ack(self, msg):
-        self.acked.append(msg.mid)
-        return True
+    def ack_many(self, msgs):
+        self.acked.extend(m.mid for m in msgs)
+        return list(msgs)
 
     def stop(self):
         self.stopped = True
