@@ -18,6 +18,8 @@ from odoo.tests import tagged
 from odoo.tools.misc import file_path
 from odoo.tools.translate import code_translations
 
+from ..services.mqtt_client import ClientSettings
+from ..services.mqtt_messages import describe_exception, retrying
 from .common import WorkshopCase
 
 MODULE = "open_workshop_mqtt"
@@ -107,6 +109,7 @@ class TestGermanInterface(WorkshopCase):
         cls.env["res.lang"]._activate_lang(LANG)
         cls.env["ir.module.module"]._load_module_terms([MODULE], [LANG], overwrite=True)
         cls.de = cls.env(context=dict(cls.env.context, lang=LANG))
+        cls.settings = ClientSettings(host="127.0.0.1", port=1883)
 
     def test_field_labels_and_help(self):
         fields = self.de["mqtt.device"].fields_get(
@@ -210,6 +213,26 @@ class TestGermanInterface(WorkshopCase):
         connection = self.connection.with_env(self.de)
         connection.invalidate_recordset(["runner_status"])
         self.assertEqual(connection.runner_status, "Gestoppt.")
+
+    def test_broker_errors_written_in_english_read_in_german(self):
+        """The runner writes English (it has no reader); the form translates."""
+        error = retrying(
+            describe_exception(ConnectionRefusedError(), self.settings), 7.5
+        )
+        self.connection.write(
+            {"last_error": str(error), "last_error_data": error.to_json()}
+        )
+        self.assertEqual(
+            self.connection.last_error_display,
+            "Broker 127.0.0.1:1883 refused the connection (is it running?); "
+            "retrying in 7.5 s",
+        )
+        connection = self.connection.with_env(self.de)
+        self.assertEqual(
+            connection.last_error_display,
+            "Der Broker 127.0.0.1:1883 hat die Verbindung abgelehnt (läuft er?); "
+            "neuer Versuch in 7.5 s",
+        )
 
     def test_web_client_strings(self):
         """The JS strings the browser gets for German (/web/webclient/translations)."""
