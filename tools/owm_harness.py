@@ -601,21 +601,15 @@ def db_scalar(dbname, query, args=()):
         return row[0] if row else None
 
 
-def terminate_backends(dbname, application_name, prefix=False):
-    """``pg_terminate_backend`` every session of ``dbname`` whose
-    application_name is ``application_name`` (or starts with it, with
-    ``prefix``); return how many were terminated."""
-    pattern = (
-        application_name.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_")
-    )
-    if prefix:
-        pattern += "%"
+def terminate_backends(dbname, application_name):
+    """``pg_terminate_backend`` every session of ``dbname`` with that
+    application_name; return how many were terminated."""
     with contextlib.closing(pg_connect()) as cnx, cnx.cursor() as cur:
         cur.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = %s AND pid <> pg_backend_pid() "
-            "AND application_name LIKE %s",
-            (dbname, pattern),
+            "AND application_name = %s",
+            (dbname, application_name),
         )
         return cur.fetchone()[0]
 
@@ -712,11 +706,6 @@ def process_tree_rss_mb(pid):
     return total / (1024 * 1024)
 
 
-def log_lines(server, start=0):
-    """The server log's lines from character offset ``start`` on."""
-    return server.log()[start:].splitlines()
-
-
 class PatternMeter:
     """One meter on a real-time clock: frame ``k`` says ``powers[k]`` watts at
     device time ``t0 + k * period_s`` and is published at real time
@@ -733,7 +722,6 @@ class PatternMeter:
         self.period_s = period_s
         self.sent = []
         self.mids = []  # the publisher's packet id of each frame
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def ts(self, k):
@@ -742,10 +730,7 @@ class PatternMeter:
     def _run(self):
         started = time.monotonic()
         for k, watts in enumerate(self.powers):
-            if self._stop.wait(
-                max(0.0, started + k * self.period_s - time.monotonic())
-            ):
-                return
+            time.sleep(max(0.0, started + k * self.period_s - time.monotonic()))
             info = self.pub.notify_status(self.prefix, self.ts(k), watts)
             self.mids.append(info.mid)
             self.sent.append(self.ts(k))
@@ -762,10 +747,6 @@ class PatternMeter:
     def join(self, timeout=None):
         self._thread.join(timeout or (len(self.powers) * self.period_s + 10))
         assert not self._thread.is_alive(), "meter still publishing"
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(10)
 
 
 def make_tls_material(directory, host="127.0.0.1"):
