@@ -85,12 +85,28 @@ if [ "$RESET" = 1 ]; then
     echo "Dropping database $DB"
     "$PY" -c "import psycopg2; c=psycopg2.connect(dbname='postgres'); c.autocommit=True; c.cursor().execute('DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)')"
 fi
+CREATED=0
 if ! db_has_addon; then
+    CREATED=1
     echo "Creating the demo database $DB with the addon and demo data (about a minute)..."
     # English first (the database default), German for the staff demo user.
     "$PY" -m odoo -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS_PATH" \
         --load-language=en_US,de_DE --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/install.log" ||
         die "installing the addon failed; see $STATE/log/install.log"
+fi
+
+# After an update of this checkout, update the addon in the demo database too.
+CODE_HASH="$(cd "$ROOT" && find . -path ./.git -prune -o -type f \( -name '*.py' -o -name '*.xml' \
+    -o -name '*.csv' -o -name '*.po' -o -name '*.js' -o -name '*.scss' \) -print | sort |
+    xargs sha1sum | sha1sum | cut -c1-40)"
+if [ "$CREATED" = 1 ]; then
+    echo "$CODE_HASH" >"$STATE/$DB.code"
+elif [ "$(cat "$STATE/$DB.code" 2>/dev/null)" != "$CODE_HASH" ]; then
+    echo "The addon changed since $DB was last updated: updating it..."
+    "$PY" -m odoo -d "$DB" -u open_workshop_mqtt --addons-path="$ADDONS_PATH" \
+        --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/update.log" ||
+        die "updating the addon failed; see $STATE/log/update.log"
+    echo "$CODE_HASH" >"$STATE/$DB.code"
 fi
 
 # The demo broker connection points at the broker used here.
@@ -115,6 +131,12 @@ for _ in $(seq 1 120); do
     kill -0 "${PIDS[-1]}" 2>/dev/null || die "Odoo exited; see $STATE/log/odoo.log"
     sleep 0.5
 done
+
+if [ "$CREATED" = 1 ]; then
+    echo "Recording two weeks of demo machine history (about a minute)..."
+    "$PY" "$ROOT/tools/demo_history.py" --url "http://127.0.0.1:$PORT" --db "$DB" ||
+        echo "run.sh: the demo history could not be recorded (the live demo works without it)"
+fi
 
 echo "Starting the meter simulator (speed x$SPEED, seed $SEED)"
 "$PY" "$ROOT/tools/shelly_sim.py" --host 127.0.0.1 --port "$BROKER_PORT" \

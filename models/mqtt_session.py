@@ -47,7 +47,9 @@ class MqttSession(models.Model):
     end_time = fields.Datetime()
     start_ts = fields.Float(string="Start (device time)", required=True)
     end_ts = fields.Float(string="End (device time)")
-    last_update_ts = fields.Float(help="Durations count up to here.")
+    last_update_ts = fields.Float(
+        string="Counted up to (device time)", help="Durations count up to here."
+    )
     state = fields.Selection(
         [("running", "Running"), ("closed", "Closed")],
         default="running",

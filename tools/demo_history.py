@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Give a demo database a few weeks of machine history (run.sh does it once).
+
+    python3 tools/demo_history.py [--url URL] [--db owm_demo] [--days 14]
+
+For every machine of the demo broker and every past day, the simulator plays
+the machine through opening hours (09:00-21:00, closed on Sundays) -- its
+frames plus the poll replies the runner would get every 10 s -- our parser
+reads them and the session detector's ``replay`` turns them into sessions,
+exactly as the live runner would; the sessions are created over JSON-RPC.
+"""
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import pathlib
+import sys
+import urllib.request
+import zoneinfo
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from shelly_sim import Meter  # noqa: E402
+
+from parsers import ParseError, ShellyGen2Parser  # noqa: E402
+from services.session_detector import DetectorConfig, replay  # noqa: E402
+
+PROFILES = {
+    "laser": "laser",
+    "saw": "saw",
+    "printer": "printer",
+    "compressor": "compressor",
+}
+OPEN_H, CLOSE_H = 9, 21
+POLL_S = 10.0
+_ids = itertools.count(1)
+
+
+class Rpc:
+    def __init__(self, url, db, login, password):
+        self.url = f"{url}/jsonrpc"
+        self.db = db
+        self.password = password
+        self.uid = self.call("common", "login", db, login, password)
+
+    def call(self, service, method, *args):
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "method": "call",
+                "params": {"service": service, "method": method, "args": args},
+                "id": next(_ids),
+            }
+        ).encode()
+        req = urllib.request.Request(
+            self.url, body, {"Content-Type": "application/json"}
+        )
+        reply = json.loads(urllib.request.urlopen(req, timeout=120).read())
+        if reply.get("error"):
+            raise SystemExit(reply["error"]["data"]["message"])
+        return reply["result"]
+
+    def __call__(self, model, method, *args, **kw):
+        return self.call(
+            "object",
+            "execute_kw",
+            self.db,
+            self.uid,
+            self.password,
+            model,
+            method,
+            list(args),
+            kw,
+        )
+
+
+def day_readings(device, profile, start_ts, seconds, seed):
+    """(ts, power, energy) the runner would read during one opening day."""
+    meter = Meter(
+        device["shelly_id"],
+        profile,
+        device["topic_prefix"],
+        seed=seed,
+        start_ts=start_ts,
+        schedule="quiet",
+        sample_s=5.0,
+    )
+    parser = ShellyGen2Parser(device["topic_prefix"], device["component"] or "pm1:0")
+    poll = json.dumps(
+        {"id": 1, "src": "owm-demo", "method": "PM1.GetStatus", "params": {"id": 0}}
+    )
+    out = []
+    t = 0.0
+    while t < seconds:
+        t = min(seconds, t + POLL_S)
+        frames = list(meter.frames(t))
+        answer = meter.reply(poll, at=t)
+        if answer is not None:
+            frames.append(answer)
+        for frame in frames:
+            try:
+                reading = parser.parse(frame.topic, frame.payload, frame.device_ts)
+            except ParseError:
+                continue
+            if reading.power_w is not None:
+                out.append((reading.ts, reading.power_w, reading.energy_wh))
+    return out
+
+
+def main():
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("--url", default="http://127.0.0.1:8069")
+    args.add_argument("--db", default="owm_demo")
+    args.add_argument("--login", default="admin")
+    args.add_argument("--password", default="admin")
+    args.add_argument("--days", type=int, default=14)
+    args.add_argument("--tz", default="Europe/Berlin")
+    opts = args.parse_args()
+    rpc = Rpc(opts.url, opts.db, opts.login, opts.password)
+    if rpc("mqtt.session", "search_count", [("end_reason", "!=", False)]) > 50:
+        print("demo history: the database has sessions already; nothing to do")
+        return
+    tz = zoneinfo.ZoneInfo(opts.tz)
+    fields = [
+        "name",
+        "machine_type",
+        "topic_prefix",
+        "component",
+        "standby_threshold_w",
+        "working_threshold_w",
+        "start_debounce_s",
+        "stop_debounce_s",
+        "message_timeout_s",
+    ]
+    devices = rpc(
+        "mqtt.device", "search_read", [("parser_type", "=", "shelly_gen2")], fields
+    )
+    today = dt.datetime.now(tz).date()
+    created = 0
+    for n, device in enumerate(devices):
+        profile = PROFILES.get(device["machine_type"], "laser")
+        device["shelly_id"] = f"shellypmminig3-{0xD0CA5E000100 + n:012x}"
+        config = DetectorConfig.from_mapping(device)
+        vals = []
+        for back in range(opts.days, 0, -1):
+            day = today - dt.timedelta(days=back)
+            if day.weekday() == 6:
+                continue  # closed on Sundays
+            opening = dt.datetime.combine(day, dt.time(OPEN_H), tz).timestamp()
+            seconds = (CLOSE_H - OPEN_H) * 3600.0
+            readings = day_readings(
+                device, profile, opening, seconds, seed=back * 31 + n
+            )
+            end = opening + seconds + config.message_timeout_s + 1
+            for s in replay(readings, config, until=end):
+                if s.end_time is None:
+                    continue
+                vals.append(
+                    {
+                        "device_id": device["id"],
+                        "start_ts": s.start_time,
+                        "start_time": _utc(s.start_time),
+                        "end_ts": s.end_time,
+                        "end_time": _utc(s.end_time),
+                        "last_update_ts": s.end_time,
+                        "state": "closed",
+                        "standby_duration_s": s.standby_duration_s,
+                        "working_duration_s": s.working_duration_s,
+                        "energy_wh": s.energy_wh,
+                        "end_reason": s.end_reason,
+                    }
+                )
+        if vals:
+            rpc("mqtt.session", "create", vals)
+        created += len(vals)
+        print(f"demo history: {device['name']}: {len(vals)} sessions")
+    print(f"demo history: {created} sessions over {opts.days} days")
+
+
+def _utc(ts):
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+if __name__ == "__main__":
+    main()

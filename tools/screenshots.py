@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Take the README screenshots from a running demo (./run.sh) with headless Chromium.
+
+    python3 tools/screenshots.py [--url http://127.0.0.1:8069] [--out docs/screenshots]
+
+Logs in as admin, then opens the live board, a running (or the latest)
+session and the analytics dashboard, and saves one PNG each.  Drives Chromium
+over the DevTools protocol (websocket-client); no browser download.
+"""
+
+import argparse
+import base64
+import http.cookiejar
+import itertools
+import json
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+import websocket
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PAGES = {
+    "live_board": "/odoo/action-open_workshop_mqtt.mqtt_device_action_board",
+    "analytics": "/odoo/action-open_workshop_mqtt.mqtt_dashboard_action",
+}
+
+
+def login(base, db, user, password):
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    body = json.dumps(
+        {"jsonrpc": "2.0", "params": {"db": db, "login": user, "password": password}}
+    ).encode()
+    req = urllib.request.Request(
+        f"{base}/web/session/authenticate", body, {"Content-Type": "application/json"}
+    )
+    reply = json.loads(opener.open(req, timeout=30).read())
+    if reply.get("error"):
+        raise SystemExit(f"login failed: {reply['error']['data']['message']}")
+    return next(c.value for c in jar if c.name == "session_id"), opener
+
+
+def rpc(opener, base, model, method, *args, **kwargs):
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "params": {
+                "model": model,
+                "method": method,
+                "args": args,
+                "kwargs": kwargs,
+            },
+        }
+    ).encode()
+    req = urllib.request.Request(
+        f"{base}/web/dataset/call_kw", body, {"Content-Type": "application/json"}
+    )
+    return json.loads(opener.open(req, timeout=30).read())["result"]
+
+
+class Chrome:
+    """Just enough of the DevTools protocol: cookie, navigate, screenshot."""
+
+    def __init__(self, width=1400, height=860):
+        binary = shutil.which("chromium") or shutil.which("google-chrome")
+        if not binary:
+            raise SystemExit("Chromium is not installed (apt-get install chromium)")
+        self.profile = tempfile.mkdtemp(prefix="owm-shots-")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={self.profile}",
+                f"--window-size={width},{height}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        port = None
+        for line in self.proc.stderr:
+            if "DevTools listening on ws://" in line:
+                port = int(line.split("ws://", 1)[1].split("/", 1)[0].split(":")[1])
+                break
+        targets = json.loads(
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/json").read()
+        )
+        page = next(t for t in targets if t["type"] == "page")
+        self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=60)
+        self.ids = itertools.count(1)
+
+    def send(self, method, **params):
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == msg_id:
+                return reply.get("result", {})
+
+    def shot(self, url, path, wait_s):
+        self.send("Page.navigate", url=url)
+        time.sleep(wait_s)
+        data = self.send("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+        print(f"saved {path}")
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8069")
+    parser.add_argument("--db", default="owm_demo")
+    parser.add_argument("--login", default="admin")
+    parser.add_argument("--password", default="admin")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    parser.add_argument("--wait", type=float, default=4.0, help="s per page to settle")
+    args = parser.parse_args()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sid, opener = login(args.url, args.db, args.login, args.password)
+    # A finished session that had both standby and working time shows the most.
+    domain = [
+        ("state", "=", "closed"),
+        ("standby_duration_s", ">", 60),
+        ("working_duration_s", ">", 60),
+    ]
+    sessions = rpc(
+        opener,
+        args.url,
+        "mqtt.session",
+        "search_read",
+        domain,
+        ["id"],
+        order="start_time desc",
+        limit=1,
+    )
+    pages = dict(PAGES)
+    if sessions:
+        pages["session"] = (
+            f"/odoo/action-open_workshop_mqtt.mqtt_session_action/{sessions[0]['id']}"
+        )
+    chrome = Chrome()
+    try:
+        host = args.url.split("//", 1)[1].split("/", 1)[0].split(":")[0]
+        chrome.send("Network.enable")
+        chrome.send(
+            "Network.setCookie", name="session_id", value=sid, domain=host, path="/"
+        )
+        for name, path in pages.items():
+            chrome.shot(f"{args.url}{path}", out / f"{name}.png", args.wait)
+    finally:
+        chrome.close()
+
+
+if __name__ == "__main__":
+    main()
