@@ -22,7 +22,6 @@ import logging
 import os
 import queue
 import random
-import select
 import socket
 import threading
 import time
@@ -30,10 +29,8 @@ import uuid
 
 import psycopg2
 import psycopg2.errors
-import psycopg2.extensions
-from psycopg2 import sql
 
-from odoo import SUPERUSER_ID, api, sql_db
+from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 
 from ..parsers import Limits
@@ -42,11 +39,10 @@ from .bridge_core import Batch, BridgeCore
 from .config_loader import load_connections, load_devices
 from .flush_writer import LostOwnership, write_batch
 from .mqtt_messages import db_write_failing
-from .notify import CHANNEL, REV_SEQUENCE
+from .runner_locks import LockConnectionLost, RunnerLocks
 
 _logger = logging.getLogger(__name__)
 
-LOCK_KEY = 0x4F574D51  # "OWMQ": first key of pg_try_advisory_lock(int, int)
 RECONCILE_EVERY_S = 30.0  # safety net; NOTIFY and the revision make it ~instant
 TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connections
 REV_POLL_S = 1.0
@@ -95,10 +91,9 @@ class IotBridgeService:
         self.owned = {}
         self._stop = threading.Event()
         self._thread = None
-        self._lock_cnx = None
+        self._locks = RunnerLocks(dbname, self.node)
         self._reload = True
         self._reload_again_at = None
-        self._last_rev = None
         self._next_rev_poll = 0.0
         self._next_reconcile = 0.0
         self._next_heartbeat = 0.0
@@ -151,7 +146,7 @@ class IotBridgeService:
 
     # -- main loop ------------------------------------------------------------
     def _serve(self):
-        self._open_lock_connection()
+        self._locks.open()
         self._reload = True
         batch = Batch()
         while not self._stop.is_set():
@@ -223,30 +218,14 @@ class IotBridgeService:
 
     # -- notifications, polls ------------------------------------------------
     def _check_notifications(self, now):
-        cnx = self._lock_cnx
-        try:
-            if select.select([cnx], [], [], 0)[0]:
-                cnx.poll()
-                for notify in cnx.notifies:
-                    if notify.payload == self.dbname:
-                        self._reload = True
-                cnx.notifies.clear()
-            if now >= self._next_rev_poll:
-                self._next_rev_poll = now + REV_POLL_S
-                with cnx.cursor() as cur:
-                    cur.execute(
-                        sql.SQL("SELECT last_value FROM {}").format(
-                            sql.Identifier(REV_SEQUENCE)
-                        )
-                    )
-                    rev = cur.fetchone()[0]
-                if rev != self._last_rev:
-                    self._last_rev = rev
-                    self._reload = True
-                    # nextval() runs before the writer commits: look once more.
-                    self._reload_again_at = now + 2.0
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            raise LockConnectionLost(str(exc)) from exc
+        if self._locks.notified():
+            self._reload = True
+        if now >= self._next_rev_poll:
+            self._next_rev_poll = now + REV_POLL_S
+            if self._locks.revision_changed():
+                self._reload = True
+                # nextval() runs before the writer commits: look once more.
+                self._reload_again_at = now + 2.0
         if self._reload_again_at and now >= self._reload_again_at:
             self._reload_again_at = None
             self._reload = True
@@ -261,19 +240,11 @@ class IotBridgeService:
             if (
                 info["desired"]
                 and conn_id not in self.owned
-                and self._try_lock(conn_id)
+                and self._locks.try_lock(conn_id)
             ):
-                self._unlock(conn_id)
+                self._locks.unlock(conn_id)
                 self._reload = True
                 return
-
-    def _try_lock(self, conn_id):
-        try:
-            with self._lock_cnx.cursor() as cur:
-                cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_KEY, conn_id))
-                return cur.fetchone()[0]
-        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-            raise LockConnectionLost(str(exc)) from exc
 
     def _send_polls(self):
         for conn_id, topic, payload in self.core.due_polls():
@@ -328,7 +299,7 @@ class IotBridgeService:
             owned.client.start()  # no-op when running
 
     def _acquire(self, conn_id, info):
-        if not self._try_lock(conn_id):
+        if not self._locks.try_lock(conn_id):
             return  # another runner owns it
         token = uuid.uuid4().hex
         try:
@@ -340,7 +311,7 @@ class IotBridgeService:
                     (token, self.node, conn_id),
                 )
         except Exception:
-            self._unlock(conn_id)
+            self._locks.unlock(conn_id)
             raise
         # Unacknowledged messages in flight: a few batches' worth. More would
         # only queue here (latency); the broker keeps the rest (see README).
@@ -391,16 +362,7 @@ class IotBridgeService:
                 _logger.warning(
                     "Could not mark connection %s stopped", conn_id, exc_info=True
                 )
-        self._unlock(conn_id)
-
-    def _unlock(self, conn_id):
-        if self._lock_cnx is None:
-            return
-        try:
-            with self._lock_cnx.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_KEY, conn_id))
-        except psycopg2.Error as exc:  # the lock connection is gone: so is the lock
-            _logger.debug("Unlocking connection %s: %s", conn_id, exc)
+        self._locks.unlock(conn_id)
 
     # -- flush -------------------------------------------------------------------
     def _flush(self, batch, heartbeat=False):
@@ -518,33 +480,13 @@ class IotBridgeService:
                 del batch.session_ops[cfg.id]
                 self.core.upsert_device(cfg, batch)
 
-    # -- database connection for locks and LISTEN --------------------------------
-    def _open_lock_connection(self):
-        _name, info = sql_db.connection_info_for(self.dbname)
-        info = dict(info)
-        info.setdefault("keepalives", 1)
-        info.setdefault("keepalives_idle", 5)
-        info.setdefault("keepalives_interval", 2)
-        info.setdefault("keepalives_count", 3)
-        info["application_name"] = f"owm-runner {self.node}"[:63]
-        cnx = psycopg2.connect(**info)
-        cnx.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
-        with cnx.cursor() as cur:
-            cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
-        self._lock_cnx = cnx
-
     def _shutdown(self):
         for conn_id in list(self.owned):
             try:
                 self._release(conn_id, stopped=False)
             except Exception:  # pylint: disable=broad-except
                 _logger.exception("Releasing connection %s failed", conn_id)
-        if self._lock_cnx is not None:
-            try:
-                self._lock_cnx.close()
-            except psycopg2.Error as exc:
-                _logger.debug("Closing the lock connection: %s", exc)
-            self._lock_cnx = None
+        self._locks.close()
         self.core = BridgeCore(self.settings.limits)
         self._booted = False
         drained = 0
@@ -554,7 +496,3 @@ class IotBridgeService:
                 drained += 1
             except queue.Empty:
                 break
-
-
-class LockConnectionLost(Exception):
-    """The autocommit connection holding our advisory locks broke: all are gone."""
