@@ -172,6 +172,19 @@ class MqttConnection(models.Model):
     stat_rejected = fields.Integer(string="Rejected Payloads", readonly=True, default=0)
     stat_rate_limited = fields.Integer(string="Rate-Limited", readonly=True, default=0)
     stat_unmatched = fields.Integer(string="Unmatched Topics", readonly=True, default=0)
+    stat_duplicates = fields.Integer(
+        string="Redelivered Copies",
+        readonly=True,
+        default=0,
+        help="Messages the broker delivered again (after a reconnect or "
+        "overlapping subscriptions): recognised and skipped.",
+    )
+    stat_stale = fields.Integer(
+        string="Stale Frames",
+        readonly=True,
+        default=0,
+        help="Frames older than what the meter already reported: changed nothing.",
+    )
     committed_mids = fields.Char(
         readonly=True,
         copy=False,
@@ -324,6 +337,8 @@ class MqttConnection(models.Model):
     def action_test_connection(self):
         """Try the broker once and answer in plain words (no runner needed)."""
         self.ensure_one()
+        # A manager's action: it reads the secrets below as superuser.
+        self.check_access("write")
         settings = ClientSettings(**self.sudo()._client_settings_values())
         ok, message = probe_broker(settings, timeout=5.0)
         if isinstance(message, Text):

@@ -436,6 +436,8 @@ class MqttDevice(models.Model):
 
     def action_start_session(self):
         """Open a manual session now (end reason 'manual' when stopped by hand)."""
+        # Sessions are written as superuser: the caller must see the machine.
+        self.check_access("read")
         sessions = self.env["mqtt.session"]
         for device in self:
             sessions |= sessions._open_manual(device)
@@ -444,6 +446,7 @@ class MqttDevice(models.Model):
 
     def action_stop_session(self):
         """Close the running session now with end reason 'manual'."""
+        self.check_access("read")
         for device in self:
             running = device.sudo().running_session_id or self.env[
                 "mqtt.session"

@@ -195,6 +195,7 @@ class MqttSession(models.Model):
         return True
 
     def action_stop(self):
+        self.check_access("read")  # closed as superuser: the caller must see it
         for rec in self:
             rec._close_manual()
         if self:

@@ -15,7 +15,15 @@ from .exceptions import (
 )
 from .reading import TS_DEVICE, TS_RECEIVED, Reading
 from .topic_filter import has_wildcard, topic_matches, validate_filter
-from .values import DEFAULT_LIMITS, Limits, device_time, energy, load_json, power
+from .values import (
+    DEFAULT_LIMITS,
+    Limits,
+    device_time,
+    energy,
+    load_json,
+    plausible_time,
+    power,
+)
 
 _MISSING = object()
 
@@ -112,7 +120,9 @@ class GenericJsonParser:
             if self._ts_path:
                 raw = resolve(doc, self._ts_path)
                 if raw is not _MISSING and raw is not None:
-                    device_ts = device_time(raw)
+                    device_ts = plausible_time(
+                        device_time(raw), received_at, self.limits
+                    )
                     if device_ts is not None:
                         ts, ts_source = device_ts, TS_DEVICE
         elif kind is int or kind is float:

@@ -28,6 +28,7 @@ from .values import (
     number,
     offset_or_none,
     online_flag,
+    plausible_time,
     power,
 )
 
@@ -198,6 +199,7 @@ class ShellyGen2Parser:
         ts = params.get("ts")
         if ts is not None and not (type(ts) is float and 1e9 <= ts < 1e10):
             ts = device_time(ts)  # unsynced (None), broken clock, or refused
+        ts = plausible_time(ts, received_at, self.limits)  # a clock years off
         src = frame.get("src")
         if type(src) is not str or not src:
             src = None

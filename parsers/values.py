@@ -31,6 +31,11 @@ class Limits:
     max_power_w: float = 100000.0
     negative_tolerance_w: float = 1.0
     max_json_depth: int = 32
+    # A synced clock further than this from the receive time is not believed
+    # (one frame dated years ahead would make every later frame look stale).
+    # None: no check, for replays whose "receive time" is not a real clock;
+    # the live bridge sets it (services/bridge_registry.py).
+    max_clock_skew_s: float | None = None
 
 
 DEFAULT_LIMITS = Limits()
@@ -184,6 +189,14 @@ def energy(value, field="energy"):
     if wh < 0.0:
         raise InvalidValue(f"{field} {wh} is negative", "negative_energy")
     return wh
+
+
+def plausible_time(ts, received_at, limits):
+    """``ts`` if within ``limits.max_clock_skew_s`` of the receive time, else None."""
+    skew = limits.max_clock_skew_s
+    if ts is not None and skew is not None and abs(ts - received_at) > skew:
+        return None
+    return ts
 
 
 def device_time(value):

@@ -27,6 +27,8 @@ REJECT_LOG_EVERY_S = 60.0
 MAX_RAW_PROBLEM_ROWS = 100  # per batch: rejected/unmatched rows kept for operators
 PROGRESS_EVERY_S = 30.0  # running sessions' durations (the board counts live)
 NOTIFY_EVERY_S = 1.0
+# Discovery creates records: a hostile publisher must not create thousands.
+MAX_DISCOVERED = 100
 
 
 class BridgeCore(DeviceRegistry):
@@ -211,6 +213,17 @@ class BridgeCore(DeviceRegistry):
         if route is None:
             return
         src, component = route
+        proposed = sum(1 for c, _p in self._discovered_seen if c == conn_id)
+        if proposed >= MAX_DISCOVERED:
+            if proposed == MAX_DISCOVERED:  # say it once
+                _logger.warning(
+                    "Connection %s: %d unknown Shelly devices discovered; "
+                    "ignoring further ones until they are confirmed or removed",
+                    conn_id,
+                    MAX_DISCOVERED,
+                )
+                self._discovered_seen.add((conn_id, None))
+            return
         self._discovered_seen.add(key)
         batch.discovered[key] = {"src": src, "component": component}
 

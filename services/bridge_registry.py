@@ -16,13 +16,16 @@ from ..parsers.topic_filter import minimal_filters
 from .device_runtime import DeviceRuntime
 from .session_detector import SessionOpened
 
+# Live traffic has a real receive clock: a meter clock a day off is not believed.
+LIVE_LIMITS = Limits(max_clock_skew_s=86400.0)
+
 
 class DeviceRegistry:
     """The owned connections and their devices: routes, subscriptions, and the
     devices' session state kept in line with the database."""
 
     def __init__(self, limits=None, clock=time.monotonic):
-        self.limits = limits or Limits()
+        self.limits = limits or LIVE_LIMITS
         self.clock = clock
         self.devices = {}  # id -> DeviceRuntime
         self._routers = {}  # connection id -> TopicRouter(filter -> device id)

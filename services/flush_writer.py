@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from psycopg2.extras import execute_values
 
 from ..models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
+from .bridge_core import MAX_DISCOVERED
 from .mqtt_messages import Text
 
 DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
@@ -81,6 +82,11 @@ def _create_discovered(env, batch):
             [("connection_id", "=", conn_id), ("topic_prefix", "=", prefix)], limit=1
         ):
             continue
+        waiting = Device.search_count(
+            [("connection_id", "=", conn_id), ("discovery_state", "=", "discovered")]
+        )
+        if waiting >= MAX_DISCOVERED:
+            continue  # a manager confirms or removes the ones waiting first
         connection = env["mqtt.connection"].browse(conn_id)
         Device.create(
             {
@@ -235,6 +241,8 @@ UPDATE mqtt_connection SET
     stat_rejected = COALESCE(stat_rejected, 0) + %s,
     stat_rate_limited = COALESCE(stat_rate_limited, 0) + %s,
     stat_unmatched = COALESCE(stat_unmatched, 0) + %s,
+    stat_duplicates = COALESCE(stat_duplicates, 0) + %s,
+    stat_stale = COALESCE(stat_stale, 0) + %s,
     heartbeat = (now() at time zone 'UTC'),
     owner_node = %s,
     state = %s,
@@ -259,6 +267,8 @@ def _write_connections(cr, core, batch, connections):
                 stats.get("rejected", 0),
                 stats.get("rate_limited", 0),
                 stats.get("unmatched", 0),
+                stats.get("duplicates", 0),
+                stats.get("stale", 0),
                 rt["node"],
                 rt["state"],
                 _error_text(rt.get("last_error")),

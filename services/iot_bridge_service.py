@@ -33,9 +33,9 @@ import psycopg2.errors
 from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 
-from ..parsers import Limits
 from . import mqtt_client
 from .bridge_core import Batch, BridgeCore
+from .bridge_registry import LIVE_LIMITS
 from .config_loader import load_connections, load_devices
 from .flush_writer import LostOwnership, write_batch
 from .mqtt_messages import db_write_failing
@@ -63,7 +63,7 @@ class RunnerSettings:
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
-        self.limits = limits or Limits()
+        self.limits = limits or LIVE_LIMITS
 
 
 class _Owned:
@@ -134,6 +134,15 @@ class IotBridgeService:
                     "releasing every broker connection and starting over",
                     self.dbname,
                     exc,
+                )
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                # The database went away (restart, failover, network): an
+                # operating condition, not a bug. Nothing unacked is lost.
+                _logger.warning(
+                    "MQTT runner of %s lost its database connection (%s); "
+                    "starting over",
+                    self.dbname,
+                    str(exc).strip().split("\n", 1)[0],
                 )
             except Exception:
                 _logger.exception("MQTT runner of %s failed; restarting", self.dbname)

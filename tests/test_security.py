@@ -61,6 +61,10 @@ class TestSecurity(WorkshopCase):
                 }
             )
 
+    def test_managers_may_export_users_may_not(self):
+        self.assertTrue(self.manager.has_group("base.group_allow_export"))
+        self.assertFalse(self.user.has_group("base.group_allow_export"))
+
     def test_manager_configures_machines(self):
         self.device.with_user(self.manager).write({"standby_threshold_w": 50})
         self.assertEqual(self.device.standby_threshold_w, 50)

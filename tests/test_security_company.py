@@ -5,7 +5,6 @@ sees none of this workshop's brokers, machines, sessions and raw messages,
 whichever way the ORM is asked, and cannot act on them by id."""
 
 import time
-import unittest
 
 from odoo.exceptions import AccessError
 from odoo.tests import new_test_user, tagged
@@ -162,16 +161,6 @@ class TestCompanyIsolation(WorkshopCase):
             ]
         )
 
-    @unittest.skip(
-        "Open bug (models, reported): these buttons work with sudo() on any id "
-        "they are given without checking the caller may read it, so a user of "
-        "another company can stop this company's sessions, start one, and test "
-        "its broker (which tells its host and port).  Fix: "
-        "self.check_access('read') (or 'write') first in "
-        "mqtt.connection.action_test_connection, "
-        "mqtt.device.action_start_session/action_stop_session and "
-        "mqtt.session.action_stop; then remove this skip."
-    )
     def test_buttons_with_superuser_rights_refuse_the_other_company(self):
         self._assert_buttons_refused(
             [

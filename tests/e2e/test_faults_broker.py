@@ -5,7 +5,6 @@ back it is connected again within the maximum delay, having lost nothing."""
 
 import re
 import time
-import uuid
 
 import owm_harness as h
 import pytest
@@ -14,13 +13,6 @@ PREFIXES = [f"shellypmminig3-00000000a00{i}" for i in range(2)]
 DEVICE_VALS = {"poll_interval_s": 0, "log_raw": True}
 MIN_S, MAX_S, FACTOR = 0.5, 3.0, 2.0
 RETRY_RE = re.compile(r"MQTT Test broker: (.*); retrying in ([0-9.]+) s")
-
-
-@pytest.fixture
-def broker(workdir):
-    b = h.FaultBroker(workdir / f"broker-{uuid.uuid4().hex[:6]}").start()
-    yield b
-    b.stop()
 
 
 @pytest.mark.timeout(240)

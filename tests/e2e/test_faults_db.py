@@ -6,20 +6,12 @@ session exact, whatever happened to the database connections."""
 
 import threading
 import time
-import uuid
 
 import owm_harness as h
 import pytest
 
 PREFIXES = [f"shellypmminig3-00000000d00{i}" for i in range(3)]
 DEVICE_VALS = {"poll_interval_s": 0, "log_raw": True}
-
-
-@pytest.fixture
-def broker(workdir):
-    b = h.FaultBroker(workdir / f"broker-{uuid.uuid4().hex[:6]}").start()
-    yield b
-    b.stop()
 
 
 def start(servers, broker):

@@ -6,7 +6,6 @@ flagged, the normal meters' sessions stay exact, and neither the database
 import json
 import threading
 import time
-import uuid
 
 import owm_harness as h
 import pytest
@@ -17,13 +16,6 @@ DEVICE_VALS = {"poll_interval_s": 0, "log_raw": True}
 FLOOD_RATE = 10_000  # messages/s asked of the flooding publisher
 FLOOD_S = 5.0  # per QoS
 CAP = 50  # the device's max_msg_rate (the default)
-
-
-@pytest.fixture
-def broker(workdir):
-    b = h.FaultBroker(workdir / f"broker-{uuid.uuid4().hex[:6]}").start()
-    yield b
-    b.stop()
 
 
 def flood(pub, seconds, rate):

@@ -10,7 +10,6 @@ device and reason (not once per frame), and no traceback."""
 import json
 import os
 import time
-import uuid
 
 import owm_harness as h
 import pytest
@@ -19,13 +18,6 @@ NORMAL = "shellypmminig3-00000000b001"
 BAD = "shellypmminig3-00000000bad1"
 HOSTILE = {"poll_interval_s": 0, "log_raw": True, "max_msg_rate": 10_000}
 REPEAT = 40
-
-
-@pytest.fixture
-def broker(workdir):
-    b = h.FaultBroker(workdir / f"broker-{uuid.uuid4().hex[:6]}").start()
-    yield b
-    b.stop()
 
 
 def notify(ts, power, **extra):

@@ -21,14 +21,6 @@ DEVICE_VALS = {"poll_interval_s": 0, "log_raw": True}
 OFF, STANDBY_W, WORKING_W = 0.0, 50.0, 500.0
 
 
-@pytest.fixture
-def broker(workdir):
-    """A broker whose persistence really works (see h.FaultBroker)."""
-    b = h.FaultBroker(workdir / f"broker-{uuid.uuid4().hex[:6]}").start()
-    yield b
-    b.stop()
-
-
 def session_powers(working_s):
     """3 s off, ``working_s`` s at 500 W, 5 s at 50 W, 5 s at 500 W, 18 s off.
 

@@ -281,3 +281,16 @@ def test_progress_of_running_sessions(setup):
     core.handle(1, frame(T0 + 7, 60.0), batch)  # working -> standby: written at once
     core.progress_ops(batch)
     assert [op for op, _ in ops(batch)] == ["progress"]
+
+
+def test_discovery_is_capped(setup, caplog):
+    core, clock, batch = setup
+    core.set_discovery(1, True)
+    for n in range(150):
+        other = f"shellypmminig3-{0xFF0000000000 + n:012x}"
+        core.handle(1, frame(T0 + n, 40.0, prefix=other), batch)
+        clock.now += 1
+    assert len(batch.discovered) == 100
+    warnings = [r for r in caplog.records if "unknown Shelly devices" in r.getMessage()]
+    assert len(warnings) == 1
+    assert batch.stats[1]["unmatched"] == 150
