@@ -1,0 +1,85 @@
+"""Harness basics: free ports, bounded waits, the Odoo python and addons path."""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ADDON = "open_workshop_mqtt"
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what, interval=0.2):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # keep polling; report the last failure
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:g} s waiting for {what} (last: {last!r})"
+    )
+
+
+def port_open(port, host="127.0.0.1"):
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+        return True
+    return False
+
+
+def odoo_python():
+    return os.environ.get("OWM_PYTHON") or sys.executable
+
+
+def addons_path():
+    """The Odoo addons plus a folder where this checkout is named open_workshop_mqtt."""
+    if os.environ.get("OWM_ADDONS_PATH"):
+        return os.environ["OWM_ADDONS_PATH"]
+    link_dir = (
+        pathlib.Path(tempfile.gettempdir()) / f"owm-addons-{os.getuid()}-{ROOT.name}"
+    )
+    link_dir.mkdir(exist_ok=True)
+    link = link_dir / ADDON
+    if not link.exists():
+        link.symlink_to(ROOT)
+    return f"{odoo_default_addons_path()},{link_dir}"
+
+
+ODOO_ADDONS_SNIPPET = (
+    "from odoo.tools import config; config.parse_config([]); "
+    "print(config['addons_path'])"
+)
+
+
+def odoo_default_addons_path():
+    """Odoo's own addons folders, as its configuration computes them."""
+    out = subprocess.run(
+        [odoo_python(), "-c", ODOO_ADDONS_SNIPPET],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout.strip()
+    return out.splitlines()[-1]
+
+
+# -- broker -------------------------------------------------------------------
+def rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,306 @@
+"""Meters for the tests: Shelly frame publishers and delivery accounting."""
+
+import json
+import time
+
+from harness_base import free_port, wait_for
+
+
+class ShellyPublisher:
+    """Publishes Shelly PM Mini Gen3 frames as a fleet of meters would (QoS 1).
+
+    A persistent MQTT session of its own, so frames sent while the broker is
+    down are delivered after it comes back (as a real client library does).
+    """
+
+    def __init__(self, port, client_id=None, qos=1):
+        import paho.mqtt.client as mqtt
+
+        self.qos = qos
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"owm-test-pub-{free_port()}",
+            protocol=mqtt.MQTTv311,
+            clean_session=False,
+        )
+        self.client.max_queued_messages_set(0)
+        self.client.max_inflight_messages_set(1000)
+        self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        wait_for(self.client.is_connected, 10, "publisher connected")
+        self.sent = 0
+
+    def notify_status(self, prefix, ts, power, energy=None, device_id=None, extra=None):
+        comp = {"apower": power}
+        if energy is not None:
+            comp["aenergy"] = {"total": energy}
+        if extra:
+            comp.update(extra)
+        frame = {
+            "src": device_id or prefix,
+            "dst": f"{prefix}/events",
+            "method": "NotifyStatus",
+            "params": {"ts": ts, "pm1:0": comp},
+        }
+        return self.raw(f"{prefix}/events/rpc", json.dumps(frame))
+
+    def online(self, prefix, value=True):
+        return self.raw(f"{prefix}/online", "true" if value else "false")
+
+    def raw(self, topic, payload, qos=None):
+        info = self.client.publish(topic, payload, qos=self.qos if qos is None else qos)
+        self.sent += 1
+        return info
+
+    def flush(self, timeout=30):
+        """Wait until the broker acknowledged every QoS 1 frame sent so far."""
+        wait_for(
+            lambda: not self.client._out_messages,  # pylint: disable=protected-access
+            timeout,
+            "publisher queue to drain",
+            interval=0.05,
+        )
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class MeterStream:
+    """A background thread playing on/off cycles for several meters.
+
+    Each frame advances its meter's clock by ``step_s`` (device time), so the
+    sessions it causes are known exactly: ``on_frames`` at ``on_w`` then
+    ``off_frames`` at 0 W, repeated.  ``sent[prefix]`` lists the device times sent.
+    """
+
+    def __init__(
+        self,
+        publisher,
+        prefixes,
+        rate_hz=20.0,
+        t0=None,
+        step_s=1.0,
+        on_frames=20,
+        off_frames=20,
+        on_w=500.0,
+    ):
+        import threading
+
+        self.pub = publisher
+        self.prefixes = list(prefixes)
+        self.rate_hz = rate_hz
+        self.t0 = t0 if t0 is not None else round(time.time()) - 3600.0
+        self.step_s = step_s
+        self.period = on_frames + off_frames
+        self.on_frames = on_frames
+        self.on_w = on_w
+        self.sent = {p: [] for p in self.prefixes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.frame_no = 0
+
+    def power(self, n):
+        return self.on_w if n % self.period < self.on_frames else 0.0
+
+    def _run(self):
+        interval = 1.0 / self.rate_hz
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            n = self.frame_no
+            for prefix in self.prefixes:
+                ts = self.t0 + n * self.step_s
+                self.pub.notify_status(prefix, ts, self.power(n))
+                self.sent[prefix].append(ts)
+            self.frame_no += 1
+            next_at += interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+
+    def expected_sessions(self, detector_stop_debounce=15.0):
+        """(start, end) of the sessions these frames close (power_drop)."""
+        out = []
+        n = self.frame_no
+        for cycle_start in range(0, n, self.period):
+            drop = cycle_start + self.on_frames
+            # closed once a frame >= stop debounce after the drop was sent
+            if drop + detector_stop_debounce / self.step_s < n:
+                out.append(
+                    (self.t0 + cycle_start * self.step_s, self.t0 + drop * self.step_s)
+                )
+        return out
+
+
+def raw_log(rpc, device_id, fields=("device_ts", "status", "detail")):
+    return rpc.search_read(
+        "mqtt.message", [("device_id", "=", device_id)], list(fields), order="id"
+    )
+
+
+def delivery_figures(sent, rows):
+    """Frames sent (device times) against the device's raw log rows.
+
+    recorded: rows with status ``reading``; lost: sent frames without one;
+    doubled: reading rows beyond one per frame; redelivered: other rows (a
+    copy the runner recognised and did not apply, e.g. ``duplicate`` or
+    ``not_reading``/``stale``); unexpected: readings nobody sent."""
+    from collections import Counter
+
+    readings = Counter(r["device_ts"] for r in rows if r["status"] == "reading")
+    sent_set = set(sent)
+    return {
+        "sent": len(sent),
+        "recorded": sum(readings.values()),
+        "lost": len(sent_set - set(readings)),
+        "doubled": sum(n - 1 for n in readings.values() if n > 1),
+        "redelivered": len(rows) - sum(readings.values()),
+        "unexpected": len(set(readings) - sent_set),
+    }
+
+
+def wait_recorded(rpc, device_id, sent, timeout=60):
+    """Wait until the raw log of ``device_id`` holds a reading row for every
+    frame sent, then return the delivery figures."""
+    expected = len(sent)
+    domain = [("device_id", "=", device_id), ("status", "=", "reading")]
+    wait_for(
+        lambda: rpc("mqtt.message", "search_count", domain) >= expected,
+        timeout,
+        f"{expected} reading rows of device {device_id}",
+        interval=0.5,
+    )
+    time.sleep(0.5)  # anything doubled would arrive right behind
+    return delivery_figures(sent, raw_log(rpc, device_id))
+
+
+def session_rows(rpc, device_id, fields=None):
+    return rpc.search_read(
+        "mqtt.session",
+        [("device_id", "=", device_id)],
+        list(
+            fields
+            or (
+                "start_ts",
+                "end_ts",
+                "state",
+                "standby_duration_s",
+                "working_duration_s",
+                "total_duration_s",
+                "energy_wh",
+                "end_reason",
+            )
+        ),
+        order="start_ts",
+    )
+
+
+def wait_closed_sessions(rpc, device_id, count, timeout=30):
+    """Wait until ``device_id`` has exactly ``count`` sessions, all closed."""
+
+    def check():
+        rows = session_rows(rpc, device_id)
+        done = len(rows) == count and all(r["state"] == "closed" for r in rows)
+        return rows if done else None
+
+    return wait_for(check, timeout, f"{count} closed session(s) of {device_id}")
+
+
+def figures(name, **values):
+    """Print the figures of a scenario in one greppable line (pytest -s)."""
+    print(f"\nFIGURES {name}: {json.dumps(values, sort_keys=True)}", flush=True)
+    return values
+
+
+class PatternMeter:
+    """One meter on a real-time clock: frame ``k`` says ``powers[k]`` watts at
+    device time ``t0 + k * period_s`` and is published at real time
+    ``started + k * period_s`` (a real meter's pace: a broker or Odoo outage
+    really is that long on its clock).  ``sent`` lists the device times."""
+
+    def __init__(self, publisher, prefix, powers, t0=None, period_s=1.0):
+        import threading
+
+        self.pub = publisher
+        self.prefix = prefix
+        self.powers = list(powers)
+        self.t0 = t0 if t0 is not None else round(time.time()) - 600.0
+        self.period_s = period_s
+        self.sent = []
+        self.mids = []  # the publisher's packet id of each frame
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def ts(self, k):
+        return self.t0 + k * self.period_s
+
+    def _run(self):
+        started = time.monotonic()
+        for k, watts in enumerate(self.powers):
+            time.sleep(max(0.0, started + k * self.period_s - time.monotonic()))
+            info = self.pub.notify_status(self.prefix, self.ts(k), watts)
+            self.mids.append(info.mid)
+            self.sent.append(self.ts(k))
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def wait_sent(self, count, timeout=None):
+        """Block until ``count`` frames were published."""
+        limit = timeout or (count * self.period_s + 10)
+        wait_for(lambda: len(self.sent) >= count, limit, f"{count} frames sent", 0.05)
+
+    def join(self, timeout=None):
+        self._thread.join(timeout or (len(self.powers) * self.period_s + 10))
+        assert not self._thread.is_alive(), "meter still publishing"
+
+
+def stream_figures(rpc, stream, device_ids, timeout=60):
+    """Delivery and session figures of a MeterStream's meters, summed.
+
+    ``sessions_exact``: every device's power-drop sessions are exactly the
+    ones the stream implies (the last cycle may also time out once the
+    stream stopped: that one is not counted)."""
+    total = dict.fromkeys(
+        ("sent", "recorded", "lost", "doubled", "redelivered", "unexpected"), 0
+    )
+    expected = stream.expected_sessions()
+    total.update(sessions_expected=0, sessions_recorded=0, sessions_exact=True)
+    for prefix, dev_id in zip(stream.prefixes, device_ids, strict=True):
+        got = wait_recorded(rpc, dev_id, stream.sent[prefix], timeout)
+        for key in got:
+            total[key] += got[key]
+        domain = [
+            ("device_id", "=", dev_id),
+            ("state", "=", "closed"),
+            ("end_reason", "=", "power_drop"),
+        ]
+
+        def closed(domain=domain):
+            rows = rpc.search_read(
+                "mqtt.session",
+                domain,
+                ["start_ts", "end_ts", "working_duration_s", "standby_duration_s"],
+                order="start_ts",
+            )
+            return rows if len(rows) >= len(expected) else None
+
+        rows = wait_for(closed, timeout, f"the sessions of {prefix}")
+        total["sessions_expected"] += len(expected)
+        total["sessions_recorded"] += len(rows)
+        on_s = stream.on_frames * stream.step_s
+        total["sessions_exact"] &= [(r["start_ts"], r["end_ts"]) for r in rows] == (
+            expected
+        ) and all(
+            abs(r["working_duration_s"] - on_s) < 1e-6
+            and abs(r["standby_duration_s"]) < 1e-6
+            for r in rows
+        )
+    return total
