@@ -60,3 +60,11 @@ class UnexpectedShape(RejectedPayload):
     """Valid JSON, but not the structure this parser expects on this topic."""
 
     code = "unexpected_shape"
+
+
+def unexpected(exc):
+    """The rejection for a bug-shaped surprise while parsing (the parser
+    contract: nothing but ParseError leaves ``parse``)."""
+    return RejectedPayload(
+        f"{type(exc).__name__}: {str(exc)[:200]}", code="unexpected_shape"
+    )

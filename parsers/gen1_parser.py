@@ -14,7 +14,7 @@ from .exceptions import (
     MalformedJson,
     NotAReading,
     ParseError,
-    RejectedPayload,
+    unexpected,
 )
 from .reading import TS_RECEIVED, Reading
 from .shelly_parser import split_component
@@ -104,9 +104,7 @@ class ShellyGen1Parser:
         except ParseError:
             raise
         except Exception as exc:  # contract: only ParseError escapes
-            raise RejectedPayload(
-                f"{type(exc).__name__}: {str(exc)[:200]}", code="unexpected_shape"
-            ) from exc
+            raise unexpected(exc) from exc
 
     def _number(self, payload):
         try:

@@ -10,8 +10,8 @@ from .exceptions import (
     InvalidValue,
     NotAReading,
     ParseError,
-    RejectedPayload,
     UnexpectedShape,
+    unexpected,
 )
 from .reading import TS_DEVICE, TS_RECEIVED, Reading
 from .topic_filter import has_wildcard, topic_matches, validate_filter
@@ -95,9 +95,7 @@ class GenericJsonParser:
         except ParseError:
             raise
         except Exception as exc:  # contract: only ParseError escapes
-            raise RejectedPayload(
-                f"{type(exc).__name__}: {str(exc)[:200]}", code="unexpected_shape"
-            ) from exc
+            raise unexpected(exc) from exc
 
     def _parse(self, topic, payload, received_at):
         if topic != self.topic_filter and not (

@@ -16,7 +16,12 @@ an out-of-order frame): ``NotAReading("stale")``, and nothing is merged.
 
 import json
 
-from .exceptions import NotAReading, ParseError, RejectedPayload, UnexpectedShape
+from .exceptions import (
+    NotAReading,
+    ParseError,
+    UnexpectedShape,
+    unexpected,
+)
 from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
 from .topic_filter import validate_topic
 from .values import (
@@ -176,9 +181,7 @@ class ShellyGen2Parser:
         except ParseError:
             raise
         except Exception as exc:  # contract: only ParseError escapes
-            raise RejectedPayload(
-                f"{type(exc).__name__}: {str(exc)[:200]}", code="unexpected_shape"
-            ) from exc
+            raise unexpected(exc) from exc
 
     def _online(self, payload, received_at):
         ts, ts_source = self._offset_time(received_at)

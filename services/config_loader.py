@@ -7,28 +7,15 @@ returned here refers to a record or a cursor, so the worker thread can keep it.
 import json
 from datetime import UTC
 
+from ..models.mqtt_device import RUNNER_FIELDS
 from .device_runtime import DeviceConfig
 from .mqtt_client import ClientSettings
 from .session_detector import DetectorConfig
 
-DEVICE_FIELDS = [
+# What the runner reacts to, plus what it needs to resume a device.
+DEVICE_FIELDS = sorted(RUNNER_FIELDS - {"active"}) + [
     "name",
-    "connection_id",
     "company_id",
-    "parser_type",
-    "topic_prefix",
-    "topic_pattern",
-    "component",
-    "json_power_path",
-    "json_energy_path",
-    "standby_threshold_w",
-    "working_threshold_w",
-    "start_debounce_s",
-    "stop_debounce_s",
-    "message_timeout_s",
-    "poll_interval_s",
-    "log_raw",
-    "max_msg_rate",
     "detector_snapshot",
     "parser_snapshot",
 ]
