@@ -227,7 +227,11 @@ def main(argv=None) -> int:
     if args.dump is not None:
         for meter in meters:
             meter.start_ts = args.start_ts
-        count = dump(meters, args.dump, sys.stdout)
+        try:
+            count = dump(meters, args.dump, sys.stdout)
+        except BrokenPipeError:  # e.g. piped into `head`: the reader has enough
+            sys.stdout = None  # nothing more to flush at exit
+            return 0
         print(f"shelly_sim: {count} frames", file=sys.stderr)
         return 0
     fleet = Fleet(
