@@ -341,9 +341,6 @@ class BridgeCore(DeviceRegistry):
     def remember_unacked(self, conn_id, mids):
         self._committed.setdefault(conn_id, set()).update(mids)
 
-    def forget_acked(self, conn_id, mids):
-        self._committed.setdefault(conn_id, set()).difference_update(mids)
-
 
 def _peek_src(payload):
     """(device id, metering component) of a Shelly frame, for discovery."""
