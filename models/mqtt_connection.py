@@ -17,6 +17,7 @@ import odoo
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
+from ..services.bridge_registry import MAX_SESSION_EXPIRY_S
 from ..services.mqtt_client import ClientSettings, probe_broker
 from ..services.mqtt_messages import Text
 from ..services.notify import create_revision_sequence, notify_runner
@@ -118,7 +119,8 @@ class MqttConnection(models.Model):
         string="Session Expiry (s)",
         default=86400,
         help="How long the broker keeps readings for this connection while no "
-        "runner is connected. 0 = clean session (readings in a gap are lost).",
+        "runner is connected, at most 30 days (2592000 s). 0 = clean session "
+        "(readings in a gap are lost).",
     )
     reconnect_min_s = fields.Float(string="Reconnect Delay (s)", default=5.0)
     reconnect_max_s = fields.Float(string="Max Reconnect Delay (s)", default=300.0)
@@ -275,8 +277,15 @@ class MqttConnection(models.Model):
                 raise ValidationError(
                     _("Keepalive must be between 5 and 65535 seconds.")
                 )
-            if rec.session_expiry_s < 0:
-                raise ValidationError(_("Session expiry cannot be negative."))
+            if not 0 <= rec.session_expiry_s <= MAX_SESSION_EXPIRY_S:
+                raise ValidationError(
+                    _(
+                        "Session expiry must be between 0 and %(max)s seconds "
+                        "(30 days): readings older than that are not trusted "
+                        "to carry a correct meter time.",
+                        max=MAX_SESSION_EXPIRY_S,
+                    )
+                )
 
     @api.constrains("reconnect_min_s", "reconnect_max_s", "reconnect_factor")
     def _check_backoff(self):

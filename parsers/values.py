@@ -31,11 +31,15 @@ class Limits:
     max_power_w: float = 100000.0
     negative_tolerance_w: float = 1.0
     max_json_depth: int = 32
-    # A synced clock further than this from the receive time is not believed
-    # (one frame dated years ahead would make every later frame look stale).
-    # None: no check, for replays whose "receive time" is not a real clock;
-    # the live bridge sets it (services/bridge_registry.py).
-    max_clock_skew_s: float | None = None
+    # A synced clock further ahead of the receive time than this is not
+    # believed (one frame dated years ahead would make every later frame look
+    # stale); one further behind neither, but that bound must exceed the
+    # longest backlog a broker may deliver late (a persistent session's
+    # expiry), so redelivered readings keep their own time.  None: no check,
+    # for replays whose "receive time" is not a real clock; the live bridge
+    # sets both (services/bridge_registry.py).
+    max_clock_ahead_s: float | None = None
+    max_clock_behind_s: float | None = None
 
 
 DEFAULT_LIMITS = Limits()
@@ -192,9 +196,13 @@ def energy(value, field="energy"):
 
 
 def plausible_time(ts, received_at, limits):
-    """``ts`` if within ``limits.max_clock_skew_s`` of the receive time, else None."""
-    skew = limits.max_clock_skew_s
-    if ts is not None and skew is not None and abs(ts - received_at) > skew:
+    """``ts`` if within the clock limits around the receive time, else None."""
+    if ts is None:
+        return None
+    ahead, behind = limits.max_clock_ahead_s, limits.max_clock_behind_s
+    if ahead is not None and ts - received_at > ahead:
+        return None
+    if behind is not None and received_at - ts > behind:
         return None
     return ts
 

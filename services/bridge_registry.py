@@ -16,8 +16,13 @@ from ..parsers.topic_filter import minimal_filters
 from .device_runtime import DeviceRuntime
 from .session_detector import SessionOpened
 
-# Live traffic has a real receive clock: a meter clock a day off is not believed.
-LIVE_LIMITS = Limits(max_clock_skew_s=86400.0)
+# Live traffic has a real receive clock: a meter clock a day ahead is not
+# believed, nor one further behind than a broker may keep readings for us
+# (MAX_SESSION_EXPIRY_S, the connection's session expiry cap).
+MAX_SESSION_EXPIRY_S = 30 * 86400
+LIVE_LIMITS = Limits(
+    max_clock_ahead_s=86400.0, max_clock_behind_s=MAX_SESSION_EXPIRY_S + 86400.0
+)
 
 
 class DeviceRegistry:

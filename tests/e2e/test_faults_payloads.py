@@ -67,7 +67,8 @@ def catalogue(i, now):
         (ev, str(i), bad(rejected, "unexpected_shape")),
         (f"{BAD}/online", f"maybe {i}", bad(rejected, "invalid_online")),
         (ev, reboot, bad(ignored, "unknown_method")),
-        (ev, notify(1e9 + i, 5.0), bad(ignored, "stale")),  # far past
+        (ev, notify(now - 60 - i, 5.0), bad(ignored, "stale")),  # older than merged
+        (ev, notify(1e9 + i, 5.0), bad("reading")),  # 25 years behind: receive time
         (ev, notify(2e10 + i, 5.0), bad("reading")),  # broken clock: receive time
         ("hostile/gerät/ü€😀/power", json.dumps({"power": 5 + i}), odd("reading")),
         ("hostile/" + "x" * 60_000, json.dumps({"power": 6 + i}), odd("reading")),
