@@ -51,13 +51,15 @@ class TestConnection(WorkshopCase):
             ({"port": 0}, "port must be between 1 and 65535"),
             ({"port": 70000}, "port must be between 1 and 65535"),
             ({"keepalive": 1}, "Keepalive must be between"),
-            ({"session_expiry_s": -1}, "cannot be negative"),
+            ({"session_expiry_s": -1}, "between 0 and 2592000 seconds"),
+            ({"session_expiry_s": 2592001}, "between 0 and 2592000 seconds"),
             ({"reconnect_min_s": 0}, "reconnect delay must be positive"),
             ({"reconnect_min_s": 10, "reconnect_max_s": 5}, "not larger than"),
             ({"reconnect_factor": 0.5}, "at least 1"),
             ({"host": "my broker"}, "is not a broker host"),
             ({"host": "mqtt://x"}, "is not a broker host"),
         ]
+        self.connection.session_expiry_s = 2592000  # the cap itself is allowed
         for vals, message in cases:
             with (
                 self.subTest(vals=vals),
