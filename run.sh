@@ -40,18 +40,29 @@ ODOO_ADDONS="$(cd "$STATE" && "$PY" -c "from odoo.tools import config; config.pa
 ADDONS_PATH="$ODOO_ADDONS,$STATE/addons"
 
 PIDS=()
+wait_gone() { # seconds: until every started process ended, at most that long
+    local pid _
+    for _ in $(seq 1 $(($1 * 5))); do
+        for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && break; pid=; done
+        [ -z "$pid" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
 cleanup() {
     trap - INT TERM EXIT
     echo
     echo "Stopping..."
+    # Ctrl-C reached Odoo and the simulator too: let them stop gracefully (a
+    # second signal would make Odoo skip its shutdown), then insist.
+    [ "$1" = INT ] && [ ${#PIDS[@]} -gt 0 ] && wait_gone 10
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
+    wait_gone 10 || for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     echo "Stopped. The demo database '$DB' is kept (./run.sh --reset starts fresh)."
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup INT' INT
+trap 'cleanup TERM' TERM
+trap 'cleanup EXIT' EXIT
 
 if ! port_open 127.0.0.1 "$BROKER_PORT"; then
     command -v mosquitto >/dev/null || die "no broker on 127.0.0.1:$BROKER_PORT and no 'mosquitto' to start one"
