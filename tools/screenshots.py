@@ -133,6 +133,16 @@ def main():
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     sid, opener = login(args.url, args.db, args.login, args.password)
+    # The web client shows times in the browser's zone, names made on the
+    # server use the user's: show the page as that user's browser would.
+    (me,) = rpc(
+        opener,
+        args.url,
+        "res.users",
+        "search_read",
+        [("login", "=", args.login)],
+        ["tz"],
+    )
     # A finished session that had both standby and working time shows the most.
     domain = [
         ("state", "=", "closed"),
@@ -157,6 +167,8 @@ def main():
     chrome = Chrome()
     try:
         host = args.url.split("//", 1)[1].split("/", 1)[0].split(":")[0]
+        if me["tz"]:
+            chrome.send("Emulation.setTimezoneOverride", timezoneId=me["tz"])
         chrome.send("Network.enable")
         chrome.send(
             "Network.setCookie", name="session_id", value=sid, domain=host, path="/"
