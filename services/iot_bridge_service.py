@@ -21,24 +21,21 @@ import dataclasses
 import logging
 import os
 import queue
-import random
 import socket
 import threading
 import time
 import uuid
 
 import psycopg2
-import psycopg2.errors
 
 from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 
 from . import mqtt_client
 from .bridge_core import Batch, BridgeCore
+from .bridge_flush import BatchFlusher
 from .bridge_registry import LIVE_LIMITS
 from .config_loader import load_connections, load_devices
-from .flush_writer import LostOwnership, write_batch
-from .mqtt_messages import db_write_failing
 from .runner_locks import LockConnectionLost, RunnerLocks
 
 _logger = logging.getLogger(__name__)
@@ -46,14 +43,7 @@ _logger = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 30.0  # safety net; NOTIFY and the revision make it ~instant
 TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connections
 REV_POLL_S = 1.0
-HEARTBEAT_EVERY_S = 2.0
 HOUSEKEEPING_S = 0.25
-DB_ERROR = "Database write failing:"  # the English start of db_write_failing()
-RETRYABLE = (
-    psycopg2.errors.SerializationFailure,
-    psycopg2.errors.DeadlockDetected,
-    psycopg2.errors.LockNotAvailable,
-)
 
 
 class RunnerSettings:
@@ -79,8 +69,9 @@ class _Owned:
         self.connected_at = None
 
 
-class IotBridgeService:
-    """Runs the bridge of one database in a daemon thread."""
+class IotBridgeService(BatchFlusher):
+    """Runs the bridge of one database in a daemon thread (writing a batch:
+    bridge_flush.py)."""
 
     def __init__(self, dbname, settings=None):
         self.dbname = dbname
@@ -372,122 +363,6 @@ class IotBridgeService:
                     "Could not mark connection %s stopped", conn_id, exc_info=True
                 )
         self._locks.unlock(conn_id)
-
-    # -- flush -------------------------------------------------------------------
-    def _flush(self, batch, heartbeat=False):
-        """Write the batch in one transaction (retrying), then ack it.
-
-        Returns the next (empty) batch."""
-        if batch.empty and (not heartbeat or not self.owned):
-            return batch
-        self.core.progress_ops(batch)
-        connections = self._connection_runtime(batch)
-        delay = 0.05
-        while True:
-            notify = self.core.notification(batch)
-            try:
-                with Registry(self.dbname).cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    session_ids = write_batch(
-                        env, self.core, batch, connections, notify
-                    )
-                break
-            except LostOwnership as exc:
-                _logger.warning("%s; dropping its uncommitted batch", exc)
-                for conn_id in exc.connection_ids:
-                    self._release(conn_id, stopped=False)
-                connections = {k: v for k, v in connections.items() if k in self.owned}
-                batch.drop_connections(exc.connection_ids, self.core.devices)
-                delay = 0.05
-            except RETRYABLE as exc:
-                _logger.info("Flush conflict (%s); retrying", type(exc).__name__)
-                self._stop.wait(delay * (1 + random.random()))
-                delay = min(delay * 2, 2.0)
-            except psycopg2.IntegrityError as exc:
-                _logger.warning("Flush refused by the database (%s); resyncing", exc)
-                self._reload = True
-                self._resync_sessions(batch)
-                if self._stop.wait(delay * (1 + random.random())):
-                    return Batch()
-                delay = min(delay * 2, 10.0)
-            except Exception as exc:
-                self.flush_errors += 1
-                reason = str(exc).strip().split("\n", 1)[0]
-                if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-                    # The database connection broke (server restart, failover,
-                    # pg_terminate_backend): an operating condition, not a bug.
-                    # The retry borrows a fresh connection from the pool.
-                    _logger.warning(
-                        "Writing a batch of %d messages failed: database "
-                        "connection lost (%s); retrying",
-                        len(batch),
-                        reason,
-                    )
-                else:
-                    _logger.exception(
-                        "Writing a batch of %d messages failed; retrying", len(batch)
-                    )
-                for owned in self.owned.values():
-                    owned.last_error = db_write_failing(reason[:200])
-                self._db_error = True
-                if self._stop.wait(delay * (1 + random.random())):
-                    return Batch()  # shutting down: unacked messages come again
-                delay = min(delay * 2, 10.0)
-        self.flush_count += 1
-        self.core.committed(batch, session_ids, notified=notify is not None)
-        self._ack(batch)
-        self._next_heartbeat = time.monotonic() + HEARTBEAT_EVERY_S
-        if self._db_error:  # recovered: the form must not keep the old error
-            self._db_error = False
-            self._next_heartbeat = 0.0
-            for owned in self.owned.values():
-                if (owned.last_error or "").startswith(DB_ERROR):
-                    owned.last_error = None
-        return Batch()
-
-    def _connection_runtime(self, batch):
-        out = {}
-        for conn_id, owned in self.owned.items():
-            out[conn_id] = {
-                "token": owned.token,
-                "node": self.node,
-                "state": owned.state,
-                "last_error": owned.last_error,
-                "connected_at": owned.connected_at,
-                "mids": [m.mid for cid, m in batch.acks if cid == conn_id and m.qos],
-            }
-        return out
-
-    def _ack(self, batch):
-        """Acknowledge the committed QoS 1 messages, one write per connection;
-        a message that could not be acknowledged stays known as committed."""
-        by_connection = {}
-        for conn_id, msg in batch.acks:
-            if msg.qos:
-                by_connection.setdefault(conn_id, []).append(msg)
-        for conn_id, msgs in by_connection.items():
-            owned = self.owned.get(conn_id)
-            acked = owned.client.ack_many(msgs) if owned is not None else []
-            if len(acked) < len(msgs):
-                done = {id(m) for m in acked}
-                self.core.remember_unacked(
-                    conn_id, [m.mid for m in msgs if id(m) not in done]
-                )
-
-    def _resync_sessions(self, batch):
-        """The database refused a session write (a user started one by hand
-        at the same moment): the database wins for those devices only."""
-        with Registry(self.dbname).cursor() as cr:
-            env = api.Environment(cr, SUPERUSER_ID, {})
-            configs = load_devices(env, list(self.owned))
-        for cfg in configs:
-            dev = self.core.devices.get(cfg.id)
-            ops = batch.session_ops.get(cfg.id)
-            if dev is None or not ops or not cfg.running_session_id:
-                continue
-            if cfg.running_session_id != dev.session_id:
-                del batch.session_ops[cfg.id]
-                self.core.upsert_device(cfg, batch)
 
     def _shutdown(self):
         for conn_id in list(self.owned):
