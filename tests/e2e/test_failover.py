@@ -24,8 +24,14 @@ def owner(rpc):
     )
 
 
-def check_exactly_once(rpc, stream, device_ids):
+def check_exactly_once(rpc, stream, device_ids, scenario, **extra):
     """Every frame sent is in the raw log exactly once; sessions are exact."""
+    h.figures(
+        scenario,
+        sent=sum(len(stream.sent[p]) for p in PREFIXES),
+        logged=rpc("mqtt.message", "search_count", [("device_id", "in", device_ids)]),
+        **extra,
+    )
     for prefix, dev_id in zip(PREFIXES, device_ids, strict=True):
         sent = stream.sent[prefix]
 
@@ -79,7 +85,13 @@ def test_standby_takes_over_when_the_owner_is_killed(
     stream.stop()
     publisher.flush()
     time.sleep(16 / stream.rate_hz + 1)
-    check_exactly_once(rpc, stream, device_ids)
+    check_exactly_once(
+        rpc,
+        stream,
+        device_ids,
+        f"owner killed ({'prefork' if first_workers else 'threaded'} server)",
+        takeover_s=round(takeover_s, 1),
+    )
     assert rpc("mqtt.session", "search_count", [("state", "=", "running")]) <= len(
         PREFIXES
     )
@@ -96,13 +108,21 @@ def test_prefork_respawns_a_killed_runner_worker(broker, servers, publisher):
     stream = h.MeterStream(publisher, PREFIXES, rate_hz=20).start()
     time.sleep(3)
     (runner_pid,) = server.runner_pids()
+    killed_at = time.monotonic()
     os.kill(runner_pid, signal.SIGKILL)
     h.wait_for(lambda: len(server.runner_pids()) == 2, 20, "a new runner worker")
     new_pid = server.runner_pids()[1]
     assert new_pid != runner_pid
     h.wait_for(lambda: owner(rpc) == server.node, 15, "the new worker to consume")
+    back_s = time.monotonic() - killed_at
     time.sleep(3)
     stream.stop()
     publisher.flush()
     time.sleep(2)
-    check_exactly_once(rpc, stream, device_ids)
+    check_exactly_once(
+        rpc,
+        stream,
+        device_ids,
+        "runner worker killed",
+        consuming_again_s=round(back_s, 1),
+    )
