@@ -41,7 +41,7 @@ ADDONS_PATH="$ODOO_ADDONS,$STATE/addons"
 
 PIDS=()
 wait_gone() { # seconds: until every started process ended, at most that long
-    local pid _
+    local pid="" _
     for _ in $(seq 1 $(($1 * 5))); do
         for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && break; pid=; done
         [ -z "$pid" ] && return 0
@@ -55,7 +55,7 @@ cleanup() {
     echo "Stopping..."
     # Ctrl-C reached Odoo and the simulator too: let them stop gracefully (a
     # second signal would make Odoo skip its shutdown), then insist.
-    [ "$1" = INT ] && [ ${#PIDS[@]} -gt 0 ] && wait_gone 10
+    if [ "$1" = INT ] && [ ${#PIDS[@]} -gt 0 ]; then wait_gone 10 || true; fi
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait_gone 10 || for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     echo "Stopped. The demo database '$DB' is kept (./run.sh --reset starts fresh)."
