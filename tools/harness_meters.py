@@ -151,19 +151,37 @@ def delivery_figures(sent, rows):
     recorded: rows with status ``reading``; lost: sent frames without one;
     doubled: reading rows beyond one per frame; redelivered: other rows (a
     copy the runner recognised and did not apply, e.g. ``duplicate`` or
-    ``not_reading``/``stale``); unexpected: readings nobody sent."""
+    ``not_reading``/``stale``); unrecognised: those of them that are not a
+    ``duplicate`` or ``stale`` copy of a recorded frame; unexpected: readings
+    nobody sent."""
     from collections import Counter
 
     readings = Counter(r["device_ts"] for r in rows if r["status"] == "reading")
+    others = [r for r in rows if r["status"] != "reading"]
     sent_set = set(sent)
     return {
         "sent": len(sent),
         "recorded": sum(readings.values()),
         "lost": len(sent_set - set(readings)),
         "doubled": sum(n - 1 for n in readings.values() if n > 1),
-        "redelivered": len(rows) - sum(readings.values()),
+        "redelivered": len(others),
+        "unrecognised": sum(1 for r in others if not _copy_of(r, readings)),
         "unexpected": len(set(readings) - sent_set),
     }
+
+
+def _copy_of(row, readings):
+    """A row the runner logged for a second copy of a frame it had applied
+    (a ``stale`` row has no device time: it is read from the payload)."""
+    if row["status"] == "duplicate":
+        return row["device_ts"] in readings
+    if row["status"] != "not_reading" or row["detail"] != "stale":
+        return False
+    try:
+        ts = json.loads(row["payload"])["params"]["ts"]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return ts in readings
 
 
 def wait_recorded(rpc, device_id, sent, timeout=60):
@@ -178,7 +196,8 @@ def wait_recorded(rpc, device_id, sent, timeout=60):
         interval=0.5,
     )
     time.sleep(0.5)  # anything doubled would arrive right behind
-    return delivery_figures(sent, raw_log(rpc, device_id))
+    rows = raw_log(rpc, device_id, ("device_ts", "status", "detail", "payload"))
+    return delivery_figures(sent, rows)
 
 
 def session_rows(rpc, device_id, fields=None):
@@ -269,7 +288,16 @@ def stream_figures(rpc, stream, device_ids, timeout=60):
     ones the stream implies (the last cycle may also time out once the
     stream stopped: that one is not counted)."""
     total = dict.fromkeys(
-        ("sent", "recorded", "lost", "doubled", "redelivered", "unexpected"), 0
+        (
+            "sent",
+            "recorded",
+            "lost",
+            "doubled",
+            "redelivered",
+            "unrecognised",
+            "unexpected",
+        ),
+        0,
     )
     expected = stream.expected_sessions()
     total.update(sessions_expected=0, sessions_recorded=0, sessions_exact=True)

@@ -71,4 +71,7 @@ def test_reconnect_backoff_grows_to_its_maximum(broker, servers, publisher):
     # Back within the maximum delay (plus the connect and one flush).
     assert reconnect_s <= MAX_S + 1.0
     assert (got["lost"], got["doubled"], got["unexpected"]) == (0, 0, 0)
-    assert got["redelivered"] == 0 and got["sessions_exact"]
+    # A PUBACK the outage swallowed (the meter's to the broker, or the
+    # runner's written into the closing socket) brings that frame once more:
+    # QoS 1 is at least once.  Such a copy is logged, never applied twice.
+    assert got["unrecognised"] == 0 and got["sessions_exact"]

@@ -105,6 +105,8 @@ def _broker_outage(servers, broker, publisher, outage_s):
     )
     for figures in (got, busy_got):
         assert (figures["lost"], figures["doubled"], figures["unexpected"]) == (0, 0, 0)
+        # A frame the meter sent again after the outage is logged, not applied.
+        assert figures["unrecognised"] == 0
     assert busy_got["sessions_exact"]
     assert_exact_session(row, meter.t0, working_s)
     assert h.connection_row(rpc, conn_id)["state"] == "connected"
