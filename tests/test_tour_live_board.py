@@ -77,6 +77,16 @@ class TestLiveBoardTour(HttpCase):
                 "start_debounce_s": 1,
             }
         )
+        # A silent neighbour: the tour checks that cards of a row line up.
+        self.env["mqtt.device"].create(
+            {
+                "name": "Tour Saw",
+                "connection_id": self.connection.id,
+                "topic_prefix": f"{self.prefix}-saw",
+                "machine_type": "saw",
+                "poll_interval_s": 0,
+            }
+        )
         # Computed here: the meter thread must not use this test's cursor
         # (the browser's requests run on it at the same time).
         group = self.env.ref("open_workshop_mqtt.group_user")

@@ -9,6 +9,7 @@
 import { registry } from "@web/core/registry";
 
 const MACHINE = "Tour Laser";
+const NEIGHBOUR = "Tour Saw";
 
 registry.category("web_tour.tours").add("owm_live_board_tour", {
     url: "/odoo/action-open_workshop_mqtt.mqtt_connection_action",
@@ -36,6 +37,25 @@ registry.category("web_tour.tours").add("owm_live_board_tour", {
             timeout: 30000,
             run() {
                 document.body.classList.add("o_owm_tour_no_reload");
+            },
+        },
+        {
+            // Cards of one row line up (Odoo's own 1 px top margin for the first
+            // record of a list would lift the first card 3 px above the rest).
+            trigger: `.o_owm_card:contains("${NEIGHBOUR}")`,
+            run() {
+                const [first, second] = [
+                    ...document.querySelectorAll(".o_kanban_record.o_owm_card"),
+                ].map((el) => el.getBoundingClientRect());
+                if (!second || second.left <= first.left) {
+                    throw new Error("expected two cards side by side on the board");
+                }
+                if (first.top !== second.top || first.height !== second.height) {
+                    throw new Error(
+                        `first card ${first.top}px/${first.height}px high, ` +
+                            `the next ${second.top}px/${second.height}px`
+                    );
+                }
             },
         },
         {
