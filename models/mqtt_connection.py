@@ -18,7 +18,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
 from ..services.bridge_registry import MAX_SESSION_EXPIRY_S
-from ..services.mqtt_client import ClientSettings, probe_broker
+from ..services.mqtt_connect import ClientSettings, probe_broker
 from ..services.mqtt_messages import Text
 from ..services.notify import create_revision_sequence, notify_runner
 

@@ -9,7 +9,7 @@ from datetime import UTC
 
 from ..models.mqtt_device import RUNNER_FIELDS
 from .device_runtime import DeviceConfig
-from .mqtt_client import ClientSettings
+from .mqtt_connect import ClientSettings
 from .session_detector import DetectorConfig
 
 # What the runner reacts to, plus what it needs to resume a device.

@@ -18,7 +18,7 @@ from odoo.tests import tagged
 from odoo.tools.misc import file_path
 from odoo.tools.translate import code_translations
 
-from ..services.mqtt_client import ClientSettings
+from ..services.mqtt_connect import ClientSettings
 from ..services.mqtt_messages import describe_exception, retrying
 from .common import WorkshopCase
 

@@ -18,7 +18,8 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 
 from ..services.config_loader import load_connections
-from ..services.mqtt_client import ClientSettings, describe_exception
+from ..services.mqtt_connect import ClientSettings
+from ..services.mqtt_messages import describe_exception
 from .common import WorkshopCase
 
 GOOD = "good-Pw-3c8f-heron"

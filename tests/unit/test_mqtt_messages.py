@@ -3,7 +3,7 @@
 import json
 import ssl
 
-from services.mqtt_client import ClientSettings
+from services.mqtt_connect import ClientSettings
 from services.mqtt_messages import (
     Text,
     describe_connack,
