@@ -8,7 +8,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from harness_meters import delivery_figures  # noqa: E402
+from harness_meters import MeterStream, delivery_figures  # noqa: E402
 
 
 def row(status, ts=None, detail="", payload_ts=None):
@@ -62,3 +62,32 @@ def test_doubled_and_unexpected_readings():
     rows = [row("reading", 1.0), row("reading", 1.0), row("reading", 9.0)]
     got = delivery_figures([1.0], rows)
     assert (got["doubled"], got["unexpected"], got["lost"]) == (1, 1, 0)
+
+
+def stream_after(frames):
+    """A stream (20 on, 20 off, 1 s per frame, t0 = 0) that sent ``frames``."""
+    stream = MeterStream(None, ["m"], t0=0.0)
+    stream.frame_no = frames
+    return stream
+
+
+def test_a_cycle_counts_once_its_stop_debounce_was_sent():
+    # Frame 35 is the first 15 s after the drop at frame 20: it closes it.
+    assert stream_after(35).expected_sessions() == []
+    assert stream_after(36).expected_sessions() == [(0.0, 20.0)]
+    assert stream_after(80).expected_sessions() == [(0.0, 20.0), (40.0, 60.0)]
+
+
+def test_the_settling_last_cycle_may_or_may_not_be_closed():
+    assert stream_after(20).settling_session() is None  # the drop not sent
+    assert stream_after(21).settling_session() == (0.0, 20.0)
+    assert stream_after(35).settling_session() == (0.0, 20.0)
+    assert stream_after(36).settling_session() is None  # expected instead
+    stream = stream_after(70)
+    assert stream.sessions_match([(0.0, 20.0)])
+    assert stream.sessions_match([(0.0, 20.0), (40.0, 60.0)])
+    assert not stream.sessions_match([])
+    assert not stream.sessions_match([(0.0, 20.0), (40.0, 61.0)])
+    assert not stream.sessions_match([(0.0, 20.0), (40.0, 60.0), (80.0, 100.0)])
+    # Stopped while the machine was on: nothing is settling.
+    assert not stream_after(50).sessions_match([(0.0, 20.0), (40.0, 60.0)])
