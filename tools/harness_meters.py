@@ -125,33 +125,28 @@ class MeterStream:
         self._stop.set()
         self._thread.join(10)
 
-    def expected_sessions(self, detector_stop_debounce=15.0):
-        """(start, end) of the sessions these frames close (power_drop)."""
-        out = []
+    def _dropped_cycles(self, stop_debounce):
+        """(start, end, settled) of every cycle whose drop was sent; settled:
+        a frame >= the stop debounce after the drop was sent too."""
         n = self.frame_no
         for cycle_start in range(0, n, self.period):
             drop = cycle_start + self.on_frames
-            # closed once a frame >= stop debounce after the drop was sent
-            if drop + detector_stop_debounce / self.step_s < n:
-                out.append(
-                    (self.t0 + cycle_start * self.step_s, self.t0 + drop * self.step_s)
-                )
-        return out
+            if drop < n:
+                start, end = (self.t0 + k * self.step_s for k in (cycle_start, drop))
+                yield start, end, drop + stop_debounce / self.step_s < n
+
+    def expected_sessions(self, detector_stop_debounce=15.0):
+        """(start, end) of the sessions these frames close (power_drop)."""
+        cycles = self._dropped_cycles(detector_stop_debounce)
+        return [(start, end) for start, end, settled in cycles if settled]
 
     def settling_session(self, detector_stop_debounce=15.0):
         """(start, end) of the last cycle when its drop was sent but not the
         frames that end its stop debounce, else None.  The runner's clock goes
         on after the stream stopped and closes it by itself (power_drop at
         the drop) a few seconds later: it may or may not be closed yet."""
-        n = self.frame_no
-        for cycle_start in range(0, n, self.period):
-            drop = cycle_start + self.on_frames
-            if drop < n <= drop + detector_stop_debounce / self.step_s:
-                return (
-                    self.t0 + cycle_start * self.step_s,
-                    self.t0 + drop * self.step_s,
-                )
-        return None
+        cycles = self._dropped_cycles(detector_stop_debounce)
+        return next(((s, e) for s, e, settled in cycles if not settled), None)
 
     def sessions_match(self, got):
         """``got`` (start, end) power-drop sessions are the ones the frames
