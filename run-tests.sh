@@ -5,34 +5,45 @@
 #   ./run-tests.sh unit       only the pure tests (no Odoo, no database needed)
 #   ./run-tests.sh odoo e2e   any subset of: lint unit odoo e2e
 #
-# Needs: Odoo 18.0 importable by python3, PostgreSQL (local socket, current
-# user may create databases), the mosquitto binary (tests start their own
-# brokers on free ports; the Odoo tests also use 127.0.0.1:1883), Chromium for
-# the browser tour. Each Odoo stage uses a throwaway database that is dropped.
+# Needs: PostgreSQL (local socket, current user may create databases), the
+# mosquitto binary (tests start their own brokers on free ports; the Odoo tests
+# also use 127.0.0.1:1883), Chromium for the browser tour. Odoo 18.0 is built
+# once per user (tools/bootstrap_odoo.sh) when no Python here imports it. Each
+# Odoo stage uses a throwaway database that is dropped.
 set -u
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$ROOT"
-# shellcheck source=tools/find_python.sh
-. "$ROOT/tools/find_python.sh"
+# shellcheck source=tools/odoo_env.sh
+. "$ROOT/tools/odoo_env.sh"
 
 STAGES=("$@")
 [ ${#STAGES[@]} -eq 0 ] && STAGES=(lint unit odoo e2e)
 want() { local s; for s in "${STAGES[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
-missing=()
-PY="$(find_odoo_python)" || PY=""
-if [ -z "$PY" ]; then
-    if want odoo || want e2e; then
-        missing+=("Odoo 18.0: no python3 here can 'import odoo' (install Odoo 18.0 and its requirements)")
-    fi
-    PY="$(command -v python3)"
+PY="$(ensure_odoo_python)" || { echo "Cannot run the tests: no Python with Odoo 18.0 (see above)" >&2; exit 2; }
+ODOO_BIN="$(odoo_bin "$PY")"
+# The pinned test tools: installed by themselves into the environment the
+# bootstrap built; another Python is the user's to change.
+if ! "$PY" -c "import pytest, pytest_timeout, hypothesis, paho.mqtt, websocket, ruff, pylint_odoo, mypy" 2>/dev/null; then
+    case "$PY" in
+        "$OWM_DATA"/*)
+            echo "== installing the pinned test tools (requirements-test.txt)"
+            "$PY" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt >&2 ;;
+    esac
 fi
+if want odoo && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
+    command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Chromium for the browser tour (apt-get install chromium)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+missing=()
 "$PY" -c "import pytest, hypothesis, paho.mqtt" 2>/dev/null ||
     missing+=("Python test tools: run '$PY -m pip install -r requirements-test.txt'")
 if want odoo || want e2e; then
     "$PY" -c "import psycopg2; psycopg2.connect(dbname='postgres').close()" 2>/dev/null ||
         missing+=("PostgreSQL: cannot connect to the local server as '$(id -un)' (is it running?)")
-    command -v mosquitto >/dev/null 2>&1 || missing+=("Mosquitto: the 'mosquitto' binary is not installed")
+    command -v mosquitto >/dev/null 2>&1 || missing+=("Mosquitto: the 'mosquitto' binary is not installed (apt-get install mosquitto)")
     port_open 127.0.0.1 1883 || missing+=("Mosquitto: nothing listens on 127.0.0.1:1883 (start: mosquitto -d)")
 fi
 if want odoo; then
@@ -109,14 +120,14 @@ fi
 
 if want unit; then
     echo "== unit: pure core, no Odoo"
-    pytest_stage unit -q tests/unit
+    pytest_stage unit -q -p no:odoo tests/unit
 fi
 
 if want odoo; then
     echo "== odoo: Odoo tests on database $DB (browser tour included)"
     PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     LOG="$WORK/odoo-tests.log"
-    "$PY" -m odoo -d "$DB" -i open_workshop_mqtt --addons-path="$OWM_ADDONS_PATH" \
+    "$PY" "$ODOO_BIN" -d "$DB" -i open_workshop_mqtt --addons-path="$OWM_ADDONS_PATH" \
         --test-enable --test-tags=/open_workshop_mqtt --stop-after-init \
         --http-port="$PORT" --http-interface=127.0.0.1 --log-level=test \
         --max-cron-threads=0 --data-dir="$WORK/data" >"$LOG" 2>&1
@@ -141,7 +152,7 @@ fi
 
 if want e2e; then
     echo "== e2e: real odoo server processes, real Mosquitto"
-    pytest_stage e2e -q -x tests/e2e
+    pytest_stage e2e -q -x -p no:odoo tests/e2e
 fi
 
 echo

@@ -10,7 +10,7 @@
 # Ctrl-C stops everything this script started (Odoo, simulator, broker).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-. "$ROOT/tools/find_python.sh"
+. "$ROOT/tools/odoo_env.sh"
 
 DB="${OWM_DB:-owm_demo}"
 PORT="${OWM_PORT:-8069}"
@@ -27,7 +27,8 @@ for arg in "$@"; do
 done
 
 die() { echo "run.sh: $*" >&2; exit 1; }
-PY="$(find_odoo_python)" || die "Odoo 18.0 is not importable by python3 here; install Odoo 18 first (README: Install)."
+PY="$(ensure_odoo_python)" || die "no Python imports Odoo 18.0 and building one failed (see above)"
+ODOO_BIN="$(odoo_bin "$PY")"
 "$PY" -c "import paho.mqtt" 2>/dev/null || die "paho-mqtt is missing: $PY -m pip install -r $ROOT/requirements.txt"
 "$PY" -c "import psycopg2; psycopg2.connect(dbname='postgres').close()" 2>/dev/null ||
     die "cannot reach PostgreSQL as '$(id -un)' on the local socket (is it running?)"
@@ -101,7 +102,7 @@ if ! db_has_addon; then
     CREATED=1
     echo "Creating the demo database $DB with the addon and demo data (about a minute)..."
     # English first (the database default), German for the staff demo user.
-    "$PY" -m odoo -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS_PATH" \
+    "$PY" "$ODOO_BIN" -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS_PATH" \
         --load-language=en_US,de_DE --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/install.log" ||
         die "installing the addon failed; see $STATE/log/install.log"
 fi
@@ -114,7 +115,7 @@ if [ "$CREATED" = 1 ]; then
     echo "$CODE_HASH" >"$STATE/$DB.code"
 elif [ "$(cat "$STATE/$DB.code" 2>/dev/null)" != "$CODE_HASH" ]; then
     echo "The addon changed since $DB was last updated: updating it..."
-    "$PY" -m odoo -d "$DB" -u open_workshop_mqtt --addons-path="$ADDONS_PATH" \
+    "$PY" "$ODOO_BIN" -d "$DB" -u open_workshop_mqtt --addons-path="$ADDONS_PATH" \
         --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/update.log" ||
         die "updating the addon failed; see $STATE/log/update.log"
     echo "$CODE_HASH" >"$STATE/$DB.code"
@@ -133,7 +134,7 @@ cnx.commit()
 EOF
 
 echo "Starting Odoo on http://127.0.0.1:$PORT (log: $STATE/log/odoo.log)"
-"$PY" -m odoo -d "$DB" --db-filter="^$DB\$" --addons-path="$ADDONS_PATH" \
+"$PY" "$ODOO_BIN" -d "$DB" --db-filter="^$DB\$" --addons-path="$ADDONS_PATH" \
     --load=base,web,open_workshop_mqtt --http-port="$PORT" \
     --logfile="$STATE/log/odoo.log" &
 PIDS+=($!)

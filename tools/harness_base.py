@@ -1,6 +1,7 @@
 """Harness basics: free ports, bounded waits, the Odoo python and addons path."""
 
 import contextlib
+import functools
 import os
 import pathlib
 import shutil
@@ -46,6 +47,20 @@ def port_open(port, host="127.0.0.1"):
 
 def odoo_python():
     return os.environ.get("OWM_PYTHON") or sys.executable
+
+
+@functools.cache
+def odoo_command():
+    """Odoo's own entry point with its Python (why: ``tools/odoo_entry.py``)."""
+    python = odoo_python()
+    out = subprocess.run(
+        [python, str(ROOT / "tools" / "odoo_entry.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    ).stdout.strip()
+    return [python, out.splitlines()[-1]]
 
 
 def addons_path():

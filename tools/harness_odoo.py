@@ -10,7 +10,7 @@ import subprocess
 import urllib.request
 
 import psycopg2
-from harness_base import ADDON, addons_path, free_port, odoo_python, wait_for
+from harness_base import ADDON, addons_path, free_port, odoo_command, wait_for
 
 
 def pg_connect(dbname="postgres"):
@@ -28,9 +28,7 @@ def create_template(name, log_path, demo=False):
     """A database with the addon installed, to clone for each test (fast)."""
     drop_database(name)
     cmd = [
-        odoo_python(),
-        "-m",
-        "odoo",
+        *odoo_command(),
         "-d",
         name,
         "-i",
@@ -80,9 +78,7 @@ class OdooServer:
         )
         env.update(self.extra_env)
         cmd = [
-            odoo_python(),
-            "-m",
-            "odoo",
+            *odoo_command(),
             "-d",
             self.dbname,
             f"--db-filter=^{self.dbname}$",

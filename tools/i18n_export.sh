@@ -4,16 +4,17 @@
 # Odoo tests: tests/test_i18n.py checks de.po against the template.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-. "$ROOT/tools/find_python.sh"
-PY="$(find_odoo_python)" || { echo "Odoo 18 is not importable" >&2; exit 2; }
+. "$ROOT/tools/odoo_env.sh"
+PY="$(ensure_odoo_python)"
+ODOO_BIN="$(odoo_bin "$PY")"
 WORK="$(mktemp -d)"
 DB="owm_i18n_$$"
 trap 'dropdb --if-exists "$DB" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/addons" && ln -s "$ROOT" "$WORK/addons/open_workshop_mqtt"
 ADDONS="$(cd "$WORK" && "$PY" -c "from odoo.tools import config; config.parse_config([]); print(config['addons_path'])" | tail -1),$WORK/addons"
-"$PY" -m odoo -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS" --without-demo=all \
+"$PY" "$ODOO_BIN" -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS" --without-demo=all \
     --stop-after-init --log-level=warn --logfile="$WORK/install.log"
-"$PY" -m odoo -d "$DB" --addons-path="$ADDONS" --modules=open_workshop_mqtt \
+"$PY" "$ODOO_BIN" -d "$DB" --addons-path="$ADDONS" --modules=open_workshop_mqtt \
     --i18n-export="$ROOT/i18n/open_workshop_mqtt.pot" --stop-after-init --log-level=warn \
     --logfile="$WORK/export.log"
 "$PY" - "$ROOT/i18n" <<'PYEOF'
