@@ -22,6 +22,10 @@ from .runner import MqttRunner, runner_enabled
 _logger = logging.getLogger(__name__)
 
 START_DELAY_S = 1.0
+# How long a stopping server waits for the runner's last batch (a flush takes
+# well under a second; a database that does not answer makes it give up sooner:
+# the batch is then left unacknowledged and the broker sends it again).
+STOP_TIMEOUT_S = 20.0
 _installed = False
 runner_thread = None
 
@@ -101,6 +105,32 @@ def _start_thread(kind):
     runner_thread.start()
 
 
+def _stop_thread():
+    """Stop the runner thread and wait for its last batch.
+
+    Registered with ``CommonServer.on_stop``: ``ThreadedServer.stop`` calls it
+    before it closes every connection pool, which that last batch still needs.
+    Joined in short steps, as Odoo does, so a second Ctrl-C still forces the
+    shutdown.
+    """
+    global runner_thread
+    thread, runner_thread = runner_thread, None
+    if thread is None:
+        return
+    thread.stop()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while thread.is_alive() and time.monotonic() < deadline:
+        thread.join(0.1)
+    if thread.is_alive():
+        _logger.warning(
+            "The MQTT runner did not stop within %.0f s; its unacknowledged "
+            "readings come again from the broker",
+            STOP_TIMEOUT_S,
+        )
+    else:
+        _logger.info("MQTT runner thread stopped")
+
+
 def install():
     """Patch the server classes once (idempotent)."""
     global _installed
@@ -111,7 +141,6 @@ def install():
     orig_process_spawn = server.PreforkServer.process_spawn
     orig_worker_pop = server.PreforkServer.worker_pop
     orig_threaded_start = server.ThreadedServer.start
-    orig_threaded_stop = server.ThreadedServer.stop
 
     def prefork_init(self, app):
         orig_prefork_init(self, app)
@@ -133,19 +162,9 @@ def install():
         _start_thread("threaded server")
         return res
 
-    def threaded_stop(self):
-        global runner_thread
-        if runner_thread is not None:
-            runner_thread.stop()
-        res = orig_threaded_stop(self)
-        if runner_thread is not None:
-            runner_thread.join(15)
-            runner_thread = None
-        return res
-
     server.PreforkServer.__init__ = prefork_init
     server.PreforkServer.process_spawn = process_spawn
     server.PreforkServer.worker_pop = worker_pop
     server.ThreadedServer.start = threaded_start
-    server.ThreadedServer.stop = threaded_stop
+    server.CommonServer.on_stop(_stop_thread)
     _logger.info("open_workshop_mqtt: MQTT runner hosting installed")

@@ -225,3 +225,46 @@ def tls_listener_conf(port, material, require_certificate=False):
     if require_certificate:
         lines.append("require_certificate true")
     return "\n".join(lines)
+
+
+def take_over_session(port, client_id, quiet_s=1.5, timeout=30):
+    """What the broker still holds for ``client_id``'s persistent session.
+
+    Connects as that client (MQTT 5, clean start off) after its owner is gone:
+    the broker sends the QoS 1 messages it kept (queued, or sent but never
+    acknowledged).  Returns [(topic, payload bytes)] once nothing came for
+    ``quiet_s`` seconds (at most ``timeout``).  Acknowledging them empties
+    the session: a runner started afterwards would not see them.
+    """
+    import threading
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    got = []
+    last = [time.monotonic()]
+    connected = threading.Event()
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+    )
+
+    def on_message(_client, _userdata, msg):
+        got.append((msg.topic, bytes(msg.payload)))
+        last[0] = time.monotonic()
+
+    client.on_message = on_message
+    client.on_connect = lambda *_args: connected.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 0  # the session ends with this visit
+    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    client.loop_start()
+    try:
+        wait_for(connected.is_set, 10, f"connected as {client_id}")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and time.monotonic() - last[0] < quiet_s:
+            time.sleep(0.1)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got

@@ -115,13 +115,20 @@ class OdooServer:
             return resp.status == 200
 
     def stop(self, timeout=30):
+        """Stop as an operator does: SIGTERM to the server process only.
+
+        A prefork master then stops its workers gracefully (SIGINT; a worker
+        dies at once on SIGTERM, so the group must not get it). Whatever is
+        left after ``timeout`` is killed."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+            self.proc.wait(10)
         self.proc = None
 
     def kill9(self):

@@ -26,6 +26,7 @@ from harness_broker import (  # noqa: F401
     FaultBroker,
     Mosquitto,
     make_tls_material,
+    take_over_session,
     tls_listener_conf,
 )
 from harness_meters import (  # noqa: F401
