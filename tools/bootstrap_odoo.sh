@@ -10,6 +10,7 @@
 #
 #   ${XDG_DATA_HOME:-~/.local/share}/open_workshop_mqtt/
 #       odoo-18.0 -> build-<stamp>     the finished environment (a symlink, set last)
+#       build-<stamp>/recipe           which recipe built it (OWM_RECIPE, tools/odoo_env.sh)
 #       build-<stamp>/venv             the virtual environment
 #       build-<stamp>/odoo             the Odoo 18.0 source (odoo-bin, odoo/, addons/)
 #       build-<stamp>.log              what each step printed
@@ -20,18 +21,15 @@
 # step passed: a failed or interrupted build is never mistaken for a good one.
 set -euo pipefail
 
-OWM_DATA="${OWM_DATA_HOME:-${XDG_DATA_HOME:-$HOME/.local/share}/open_workshop_mqtt}"
-CURRENT="$OWM_DATA/odoo-18.0"
-SOURCE="${OWM_ODOO_SOURCE:-https://github.com/odoo/odoo.git}"
 ADDON_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=tools/odoo_env.sh
+. "$ADDON_ROOT/tools/odoo_env.sh"
+CURRENT="$OWM_ODOO_ENV"
+SOURCE="${OWM_ODOO_SOURCE:-https://github.com/odoo/odoo.git}"
 
 say() { echo "bootstrap: $*" >&2; }
 
-if [ -x "$CURRENT/venv/bin/python" ] &&
-    "$CURRENT/venv/bin/python" -c "import odoo.release as r; assert r.version_info[0] == 18" 2>/dev/null; then
-    echo "$CURRENT/venv/bin/python"
-    exit 0
-fi
+owm_env_python && exit 0
 
 mkdir -p "$OWM_DATA"
 # One build at a time per user: a second caller waits, then finds the first one's result.
@@ -39,10 +37,7 @@ exec 9>"$OWM_DATA/bootstrap.lock"
 if ! flock -n 9; then
     say "another build is running; waiting for it (up to 60 min)"
     flock -w 3600 9 || { say "gave up waiting for $OWM_DATA/bootstrap.lock"; exit 1; }
-    if [ -x "$CURRENT/venv/bin/python" ]; then
-        echo "$CURRENT/venv/bin/python"
-        exit 0
-    fi
+    owm_env_python && exit 0
 fi
 
 STAMP="$(date +%Y%m%d-%H%M%S)-$$"
@@ -75,7 +70,7 @@ fail() {
 }
 run() { "$@" >>"$LOG" 2>&1 || fail; }
 
-say "no Python here imports Odoo 18.0: building one in $OWM_DATA (a few minutes, once)"
+say "no Python here imports Odoo 18.0 (or its environment is of an older recipe): building one in $OWM_DATA (a few minutes, once)"
 
 step "choosing a base Python (3.10 to 3.12, with venv)"
 BASE=""
@@ -135,6 +130,10 @@ fi
 step "creating the virtual environment"
 run "$BASE" -m venv "$BUILD/venv"
 VPY="$BUILD/venv/bin/python"
+# The gevent (websocket) process of a prefork server resolves gevent's plugins
+# with pkg_resources; the setuptools a venv starts with (65) cannot find
+# distributions whose metadata folder has a normalized name (zope_interface).
+run "$VPY" -m pip install --disable-pip-version-check -U "setuptools<80"
 
 step "installing Odoo's requirements (the longest step)"
 # cbor2 5.4.2 builds from source and needs setuptools<80 in its build environment;
@@ -151,6 +150,9 @@ run env PIP_CONSTRAINT="$BUILD/constraints.txt" PIP_DISABLE_PIP_VERSION_CHECK=1 
 
 step "checking the environment"
 run "$VPY" -c "import odoo.release as r, odoo.addons.base, psycopg2, lxml, gevent, paho.mqtt; assert r.version_info[0] == 18; print(r.version)"
+# What a prefork server's websocket process does first (gevent's monkey patching).
+run "$VPY" "$BUILD/odoo/odoo-bin" gevent --version
+echo "$OWM_RECIPE" >"$BUILD/recipe"
 
 # Done: point the environment at this build in one atomic rename.
 ln -sfn "build-$STAMP" "$OWM_DATA/odoo-18.0.new"

@@ -10,7 +10,14 @@ import subprocess
 import urllib.request
 
 import psycopg2
-from harness_base import ADDON, addons_path, free_port, odoo_command, wait_for
+from harness_base import (
+    ADDON,
+    addons_path,
+    free_port,
+    odoo_command,
+    port_open,
+    wait_for,
+)
 
 
 def pg_connect(dbname="postgres"):
@@ -102,7 +109,20 @@ class OdooServer:
             start_new_session=True,
         )
         wait_for(self._http_ready, timeout, f"odoo {self.node} to serve HTTP")
+        if self.workers:
+            # The live board's websocket lives in the gevent process: a prefork
+            # server without it serves pages that never update.
+            wait_for(
+                self._gevent_ready, 30, f"odoo {self.node}'s gevent (websocket) process"
+            )
         return self
+
+    def _gevent_ready(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError(
+                f"odoo exited with {self.proc.returncode}; see {self.log_path}"
+            )
+        return port_open(self.gevent_port)
 
     def _http_ready(self):
         if self.proc.poll() is not None:
