@@ -14,7 +14,7 @@ from .exceptions import (
     RejectedPayload,
     UnexpectedShape,
 )
-from .factory import PARSER_TYPES, make_parser, subscriptions_for
+from .factory import PARSER_TYPES, Parser, make_parser, subscriptions_for
 from .gen1_parser import ShellyGen1Parser
 from .generic_parser import GenericJsonParser
 from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
@@ -41,6 +41,7 @@ __all__ = [
     "NotAReading",
     "NotUtf8",
     "ParseError",
+    "Parser",
     "PayloadTooLarge",
     "Reading",
     "RejectedPayload",

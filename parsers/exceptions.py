@@ -19,7 +19,7 @@ class ParseError(Exception):
 
     code = "parse_error"
 
-    def __init__(self, detail="", code=None):
+    def __init__(self, detail: str = "", code: str | None = None) -> None:
         if code:
             self.code = code
         self.detail = detail
@@ -62,9 +62,7 @@ class UnexpectedShape(RejectedPayload):
     code = "unexpected_shape"
 
 
-def unexpected(exc):
+def unexpected(exc: BaseException) -> RejectedPayload:
     """The rejection for a bug-shaped surprise while parsing (the parser
     contract: nothing but ParseError leaves ``parse``)."""
-    return RejectedPayload(
-        f"{type(exc).__name__}: {str(exc)[:200]}", code="unexpected_shape"
-    )
+    return UnexpectedShape(f"{type(exc).__name__}: {str(exc)[:200]}")

@@ -9,6 +9,8 @@ counter with the held power (the session detector takes every energy value as
 a new counter sample, so a held counter is never repeated).
 """
 
+from typing import Any
+
 from .exceptions import (
     InvalidValue,
     MalformedJson,
@@ -40,11 +42,11 @@ class ShellyGen1Parser:
     """Parser for one Gen1 channel (``relay:N`` or ``emeter:N``)."""
 
     # Gen1 never sends device time; kept for the same interface as Gen2.
-    clock_offset = None
+    clock_offset: float | None = None
 
     def __init__(
         self, prefix: str, component: str = "relay:0", limits: Limits = DEFAULT_LIMITS
-    ):
+    ) -> None:
         validate_topic(prefix)
         kind, index = split_component(component)
         if kind not in ("relay", "emeter"):
@@ -60,8 +62,8 @@ class ShellyGen1Parser:
         self._energy_topic = base + ("energy" if kind == "relay" else "total")
         self._energy_divisor = 60.0 if kind == "relay" else 1.0
         self._online_topic = prefix + "/online"
-        self._power = None
-        self._energy = None
+        self._power: float | None = None
+        self._energy: float | None = None
 
     def subscriptions(self) -> list[str]:
         return subscriptions(self.prefix)
@@ -69,7 +71,7 @@ class ShellyGen1Parser:
     def parse(self, topic: str, payload: bytes | str, received_at: float) -> Reading:
         """One frame -> Reading, or raise a ParseError subclass (nothing else)."""
         try:
-            wh = None  # only an energy frame carries the counter
+            wh: float | None = None  # only an energy frame carries the counter
             if topic == self._power_topic:
                 self._power = power(self._number(payload), self.limits)
             elif topic == self._energy_topic:
@@ -106,17 +108,17 @@ class ShellyGen1Parser:
         except Exception as exc:  # contract: only ParseError escapes
             raise unexpected(exc) from exc
 
-    def _number(self, payload):
+    def _number(self, payload: bytes | str) -> float:
         try:
             value = load_json(payload, self.limits)
         except MalformedJson:
             raise InvalidValue("payload is not a number", "not_a_number") from None
         return number(value, "payload")
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         return {"power_w": self._power, "energy_wh": self._energy}
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         """Take back a :meth:`snapshot`; invalid values are dropped, not raised."""
         state = state if type(state) is dict else {}
         try:

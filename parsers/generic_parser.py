@@ -6,6 +6,8 @@ stands alone, so ``energy_wh`` is set only when the energy path is present
 (and not null) in that payload, never held from an earlier one.
 """
 
+from typing import Any, Final
+
 from .exceptions import (
     InvalidValue,
     NotAReading,
@@ -25,10 +27,10 @@ from .values import (
     power,
 )
 
-_MISSING = object()
+_MISSING: Final = object()
 
 
-def compile_path(path):
+def compile_path(path: str) -> tuple[str, ...]:
     """``"sensors.0.w"`` -> ``("sensors", "0", "w")``; ValueError if empty."""
     if type(path) is not str or not path.strip():
         raise ValueError(f"a JSON path like 'ENERGY.Power' is required, not {path!r}")
@@ -38,7 +40,7 @@ def compile_path(path):
     return parts
 
 
-def resolve(value, parts):
+def resolve(value: Any, parts: tuple[str, ...]) -> object:
     """Follow a compiled path; digits index lists. _MISSING when absent."""
     for part in parts:
         kind = type(value)
@@ -59,7 +61,8 @@ def resolve(value, parts):
 class GenericJsonParser:
     """Parser for one device on a topic (filter) with configurable paths."""
 
-    clock_offset = None  # no clock learning: ts comes from ts_path or arrival
+    # No clock learning: ts comes from ts_path or arrival.
+    clock_offset: float | None = None
 
     def __init__(
         self,
@@ -70,7 +73,7 @@ class GenericJsonParser:
         limits: Limits = DEFAULT_LIMITS,
         *,
         energy_scale: float = 1.0,
-    ):
+    ) -> None:
         """``energy_scale`` turns the counter into Wh (Tasmota's Total is kWh: 1000)."""
         validate_filter(topic_filter)
         if type(energy_scale) not in (int, float) or not 0 < energy_scale < 1e9:
@@ -97,7 +100,7 @@ class GenericJsonParser:
         except Exception as exc:  # contract: only ParseError escapes
             raise unexpected(exc) from exc
 
-    def _parse(self, topic, payload, received_at):
+    def _parse(self, topic: str, payload: bytes | str, received_at: float) -> Reading:
         if topic != self.topic_filter and not (
             self._wildcard and topic_matches(self.topic_filter, topic)
         ):
@@ -105,7 +108,7 @@ class GenericJsonParser:
         doc = load_json(payload, self.limits)
         kind = type(doc)
         ts, ts_source = received_at, TS_RECEIVED
-        wh = None
+        wh: float | None = None
         if kind is dict:
             raw = resolve(doc, self._power_path)
             if raw is _MISSING or raw is None:
@@ -141,8 +144,8 @@ class GenericJsonParser:
             source="status",
         )
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         return {}
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         """Stateless: nothing to take back."""

@@ -5,11 +5,13 @@ thread and handed to the bridge worker, so it must be cheap and immutable.
 """
 
 from dataclasses import dataclass
+from typing import Final
 
-# Where ``Reading.ts`` came from (see DESIGN.md, "Time is device time").
-TS_DEVICE = "device"  # the frame's own synced ``params.ts``
-TS_OFFSET = "offset"  # receive time moved onto the device clock (learned offset)
-TS_RECEIVED = "received"  # receive time (no synced device clock known)
+# Where ``Reading.ts`` came from: the meter's own synced clock, receive time
+# moved onto it with the learned offset, or receive time alone.
+TS_DEVICE: Final = "device"  # the frame's own synced ``params.ts``
+TS_OFFSET: Final = "offset"  # receive time moved onto the device clock (learned offset)
+TS_RECEIVED: Final = "received"  # receive time (no synced device clock known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,7 @@ class Reading:
     voltage_v: float | None = None
     current_a: float | None = None
     online: bool | None = None
-    meter_errors: tuple = ()
+    meter_errors: tuple[str, ...] = ()
     device_key: str = ""
     ts_source: str = TS_RECEIVED
     source: str = ""

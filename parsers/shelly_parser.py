@@ -15,6 +15,7 @@ an out-of-order frame): ``NotAReading("stale")``, and nothing is merged.
 """
 
 import json
+from typing import Any, Final
 
 from .exceptions import (
     NotAReading,
@@ -26,7 +27,10 @@ from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
 from .topic_filter import validate_topic
 from .values import (
     DEFAULT_LIMITS,
+    SYNCED_TS_MAX,
+    SYNCED_TS_MIN,
     Limits,
+    Payload,
     device_time,
     energy,
     load_object,
@@ -37,20 +41,22 @@ from .values import (
     power,
 )
 
-_POLL_METHODS = {
+_POLL_METHODS: Final = {
     "pm1": "PM1.GetStatus",
     "switch": "Switch.GetStatus",
     "light": "Light.GetStatus",
 }
 # Keys that make an RPC ``result`` a component status (PM1/Switch.GetStatus),
 # not the answer to some other call such as Switch.Set ({"was_on": true}).
-_PLAIN_KEYS = ("voltage", "current")
-_STATUS_KEYS = ("apower", "aenergy", "voltage", "current", "output", "errors")
+_PLAIN_KEYS: Final = ("voltage", "current")
+_STATUS_KEYS: Final = ("apower", "aenergy", "voltage", "current", "output", "errors")
 
 
 def split_component(component: str) -> tuple[str, int]:
     """``"pm1:0"`` -> ``("pm1", 0)``; ValueError for anything else."""
-    kind, sep, index = component.partition(":") if type(component) is str else "::"
+    kind, sep, index = (
+        component.partition(":") if type(component) is str else ("", "", "")
+    )
     if not (sep and kind and index.isdigit() and index.isascii()):
         raise ValueError(f"component must look like 'pm1:0', not {component!r}")
     return kind, int(index)
@@ -82,7 +88,7 @@ def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
     return "rpc", json.dumps(frame, separators=(",", ":"))
 
 
-def reply_route(payload) -> tuple[int, str] | None:
+def reply_route(payload: Payload) -> tuple[int, str] | None:
     """``(request_id, device_src)`` of an RPC reply frame, else None.
 
     Lets the bridge find which device a reply on its own ``<src>/rpc`` topic
@@ -101,7 +107,7 @@ def reply_route(payload) -> tuple[int, str] | None:
     return None
 
 
-def _merge_energy(state, value):
+def _merge_energy(state: dict[str, Any], value: Any) -> None:
     if type(value) is dict:
         if "total" in value:  # else only by_minute moved: keep the total
             total = value["total"]
@@ -115,7 +121,7 @@ def _merge_energy(state, value):
         raise UnexpectedShape("aenergy must be an object")
 
 
-def _merge_errors(state, value):
+def _merge_errors(state: dict[str, Any], value: Any) -> None:
     if value is None or value == []:
         state.pop("errors", None)
     elif type(value) is list and all(type(e) is str for e in value):
@@ -129,7 +135,7 @@ class ShellyGen2Parser:
 
     def __init__(
         self, prefix: str, component: str = "pm1:0", limits: Limits = DEFAULT_LIMITS
-    ):
+    ) -> None:
         validate_topic(prefix)
         split_component(component)
         self.prefix = prefix
@@ -137,10 +143,13 @@ class ShellyGen2Parser:
         self.limits = limits
         self._prefix_slash = prefix + "/"
         self._skip = len(prefix) + 1
-        self._status = {}
-        self._newest_ts = None  # newest synced params.ts merged into _status
-        self._clock_offset = None
-        self._device_id = None
+        # The merged component status: apower, voltage, current (float),
+        # aenergy ({"total": float}) and errors (list[str]), each when known.
+        self._status: dict[str, Any] = {}
+        # newest synced params.ts merged into _status
+        self._newest_ts: float | None = None
+        self._clock_offset: float | None = None
+        self._device_id: str | None = None
 
     @property
     def clock_offset(self) -> float | None:
@@ -148,7 +157,7 @@ class ShellyGen2Parser:
         return self._clock_offset
 
     @clock_offset.setter
-    def clock_offset(self, value):
+    def clock_offset(self, value: float | None) -> None:
         self._clock_offset = offset_or_none(value)
 
     def subscriptions(self) -> list[str]:
@@ -183,7 +192,7 @@ class ShellyGen2Parser:
         except Exception as exc:  # contract: only ParseError escapes
             raise unexpected(exc) from exc
 
-    def _online(self, payload, received_at):
+    def _online(self, payload: bytes | str, received_at: float) -> Reading:
         ts, ts_source = self._offset_time(received_at)
         return Reading(
             ts=ts,
@@ -194,13 +203,15 @@ class ShellyGen2Parser:
             source="online",
         )
 
-    def _event(self, payload, received_at):
+    def _event(self, payload: bytes | str, received_at: float) -> Reading:
         frame = load_object(payload, self.limits)
         params = frame.get("params")
         if type(params) is not dict:
             raise UnexpectedShape("events/rpc frame without a params object")
         ts = params.get("ts")
-        if ts is not None and not (type(ts) is float and 1e9 <= ts < 1e10):
+        if ts is not None and not (
+            type(ts) is float and SYNCED_TS_MIN <= ts < SYNCED_TS_MAX
+        ):
             ts = device_time(ts)  # unsynced (None), broken clock, or refused
         ts = plausible_time(ts, received_at, self.limits)  # a clock years off
         src = frame.get("src")
@@ -241,8 +252,11 @@ class ShellyGen2Parser:
         fresh = full or (type(aenergy) is dict and "total" in aenergy)
         return self._reading(state, ts, received_at, ts_source, src, source, fresh)
 
-    def _status_topic(self, name, payload, received_at):
-        status = load_object(payload, self.limits)
+    def _status_topic(
+        self, name: str, payload: bytes | str, received_at: float
+    ) -> Reading:
+        # Any: a whole status object, or the component's (unchecked) value.
+        status: Any = load_object(payload, self.limits)
         if name != self.component:
             # A whole device status (<prefix>/status) or another component.
             status = status.get(self.component)
@@ -254,7 +268,7 @@ class ShellyGen2Parser:
         ts, ts_source = self._offset_time(received_at)
         return self._reading(state, ts, received_at, ts_source, None, "status", True)
 
-    def _reply(self, payload, received_at):
+    def _reply(self, payload: bytes | str, received_at: float) -> Reading:
         frame = load_object(payload, self.limits)
         error = frame.get("error")
         if error is not None:
@@ -292,7 +306,7 @@ class ShellyGen2Parser:
         ts, ts_source = self._offset_time(received_at)
         return self._reading(state, ts, received_at, ts_source, src, "rpc_reply", True)
 
-    def _merged(self, comp, full):
+    def _merged(self, comp: Any, full: bool) -> dict[str, Any]:
         """Validate ``comp`` and return the new state; ``self`` is untouched."""
         if type(comp) is not dict:
             raise UnexpectedShape(f"{self.component} status must be an object")
@@ -325,19 +339,28 @@ class ShellyGen2Parser:
             state.pop("apower", None)
         return state
 
-    def _learn(self, ts, received_at, src):
+    def _learn(self, ts: float | None, received_at: float, src: str | None) -> None:
         if ts is not None:
             self._clock_offset = ts - received_at
         if src is not None:
             self._device_id = src
 
-    def _offset_time(self, received_at):
+    def _offset_time(self, received_at: float) -> tuple[float, str]:
         offset = self._clock_offset
         if offset is None:
             return received_at, TS_RECEIVED
         return received_at + offset, TS_OFFSET
 
-    def _reading(self, state, ts, received_at, ts_source, src, source, fresh):
+    def _reading(
+        self,
+        state: dict[str, Any],
+        ts: float,
+        received_at: float,
+        ts_source: str,
+        src: str | None,
+        source: str,
+        fresh: bool,
+    ) -> Reading:
         """The reading of ``state``; the energy counter only when ``fresh``."""
         device_key = src or self.prefix
         errors = state.get("errors")
@@ -366,7 +389,7 @@ class ShellyGen2Parser:
             source=source,
         )
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """Primitives to persist, so a restarted runtime merges deltas on."""
         status = dict(self._status)
         if "aenergy" in status:
@@ -381,7 +404,7 @@ class ShellyGen2Parser:
             "device_id": self._device_id,
         }
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         """Take back a :meth:`snapshot`; invalid parts are dropped, not raised.
 
         A corrupt snapshot must not stop a device from being read: the worst

@@ -5,10 +5,16 @@ matches; with 1,000 devices that must not be a linear scan, so exact filters
 sit in a dict and wildcard filters in a level trie.
 """
 
-_MAX_BYTES = 65535
+from collections.abc import Hashable, Iterable
+from typing import Any, Final, Generic, TypeVar
+
+_MAX_BYTES: Final = 65535
+
+# A router's value (a device id, a filter): hashable, kept as a dict key.
+V = TypeVar("V", bound=Hashable)
 
 
-def _check_common(text, what):
+def _check_common(text: str, what: str) -> None:
     if type(text) is not str:
         raise ValueError(f"MQTT {what} must be a string, not {type(text).__name__}")
     if not text:
@@ -92,7 +98,7 @@ def filter_covers(a: str, b: str) -> bool:
     return _covers(a.split("/"), b.split("/"))
 
 
-def _covers(alevels, blevels):
+def _covers(alevels: list[str], blevels: list[str]) -> bool:
     """``filter_covers`` on split, already validated filters."""
     if alevels[0] in ("+", "#") and blevels[0][:1] == "$":
         return False  # b matches only $-topics, which a first wildcard never does
@@ -115,7 +121,7 @@ def _covers(alevels, blevels):
     return len(alevels) == nb
 
 
-def minimal_filters(filters) -> list[str]:
+def minimal_filters(filters: Iterable[str]) -> list[str]:
     """The smallest subscription set that receives exactly the same topics.
 
     Sorted and deduplicated, without any filter that another one of the set
@@ -132,10 +138,10 @@ def minimal_filters(filters) -> list[str]:
     for topic_filter in filters:
         validate_filter(topic_filter)
     unique = sorted(set(filters))
-    router = TopicRouter()
+    router: TopicRouter[str] = TopicRouter()
     for topic_filter in unique:
         router.add(topic_filter, topic_filter)
-    kept = []
+    kept: list[str] = []
     for b in unique:
         blevels = b.split("/")
         # Every filter covering b matches b with its wildcards replaced by one
@@ -155,28 +161,30 @@ def minimal_filters(filters) -> list[str]:
 class _Node:
     __slots__ = ("children", "hash", "here", "plus")
 
-    def __init__(self):
-        self.children = {}
-        self.plus = None
-        self.here = {}  # value -> sequence number, filter ends at this node
-        self.hash = {}  # value -> sequence number, filter ends with "/#" here
+    def __init__(self) -> None:
+        self.children: dict[str, _Node] = {}
+        self.plus: _Node | None = None
+        # value -> sequence number, filter ends at this node
+        self.here: dict[Any, int] = {}
+        # value -> sequence number, filter ends with "/#" here
+        self.hash: dict[Any, int] = {}
 
-    def empty(self):
+    def empty(self) -> bool:
         return not (self.children or self.plus or self.here or self.hash)
 
 
-class TopicRouter:
+class TopicRouter(Generic[V]):
     """Map topic filters to values; ``match`` returns all values for a topic.
 
     Values must be hashable. Each value appears once per match, in the order
     it was first added (deterministic regardless of which filters matched).
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.clear()
 
     def clear(self) -> None:
-        self._exact = {}
+        self._exact: dict[str, dict[V, int]] = {}
         self._root = _Node()
         self._wild = 0
         self._count = 0
@@ -185,7 +193,7 @@ class TopicRouter:
     def __len__(self) -> int:
         return self._count
 
-    def add(self, topic_filter: str, value) -> None:
+    def add(self, topic_filter: str, value: V) -> None:
         """Register ``value`` under ``topic_filter`` (a no-op if already there)."""
         validate_filter(topic_filter)
         if not has_wildcard(topic_filter):
@@ -213,7 +221,7 @@ class TopicRouter:
             if has_wildcard(topic_filter):
                 self._wild += 1
 
-    def remove(self, topic_filter: str, value) -> bool:
+    def remove(self, topic_filter: str, value: V) -> bool:
         """Unregister; returns False when the pair was not registered."""
         if not has_wildcard(topic_filter):
             slot = self._exact.get(topic_filter)
@@ -230,6 +238,7 @@ class TopicRouter:
             levels.pop()
             final = "hash"
         path = [self._root]
+        node: _Node | None
         for level in levels:
             node = path[-1]
             node = node.plus if level == "+" else node.children.get(level)
@@ -253,12 +262,12 @@ class TopicRouter:
                 del parent.children[level]
         return True
 
-    def match(self, topic: str) -> list:
+    def match(self, topic: str) -> list[V]:
         """All values whose filter matches ``topic``."""
         exact = self._exact.get(topic)
         if not self._wild:
             return list(exact) if exact else []
-        found = []
+        found: list[dict[V, int]] = []
         if exact:
             found.append(exact)
         levels = topic.split("/")
@@ -287,7 +296,7 @@ class TopicRouter:
             return []
         if len(found) == 1:
             return list(found[0])
-        merged = {}
+        merged: dict[V, int] = {}
         for slot in found:
             for value, seq in slot.items():
                 old = merged.get(value)

@@ -6,7 +6,9 @@ bounded nesting) are the same for Shelly, Gen1 and generic frames.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Final, NoReturn, TypeAlias
 
 from .exceptions import (
     InvalidValue,
@@ -17,10 +19,14 @@ from .exceptions import (
     UnexpectedShape,
 )
 
-# A device clock counts as synced from 2001-09-09 on (DESIGN: ts >= 1e9);
+# A device clock counts as synced from 2001-09-09 on (ts >= 1e9, as Shelly's
+# firmware dates frames before its clock is set: seconds since boot);
 # 1e10 (year 2286) and later is a broken clock, treated like an unsynced one.
-SYNCED_TS_MIN = 1e9
-SYNCED_TS_MAX = 1e10
+SYNCED_TS_MIN: Final = 1e9
+SYNCED_TS_MAX: Final = 1e10
+
+# What a parser accepts as an MQTT payload (paho hands over bytes).
+Payload: TypeAlias = bytes | bytearray | memoryview | str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,30 +43,33 @@ class Limits:
     # longest backlog a broker may deliver late (a persistent session's
     # expiry), so redelivered readings keep their own time.  None: no check,
     # for replays whose "receive time" is not a real clock; the live bridge
-    # sets both (services/bridge_registry.py).
+    # sets both (services/engine/fleet.py).
     max_clock_ahead_s: float | None = None
     max_clock_behind_s: float | None = None
 
 
-DEFAULT_LIMITS = Limits()
+DEFAULT_LIMITS: Final = Limits()
 
 
 class _NonFiniteConstant(Exception):
     """Raised from inside the JSON scanner when it meets NaN or Infinity."""
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> NoReturn:
     raise _NonFiniteConstant(name)
 
 
 # One decoder for all: Python's json accepts NaN/Infinity by default, which
 # no real firmware sends; refusing them in the scanner costs nothing.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_SCAN = _DECODER.scan_once
-_JSON_WS = " \t\n\r"
+# scan_once is an instance attribute JSONDecoder.__init__ sets, undocumented and
+# so missing from typeshed: the annotation gives it the C scanner's signature.
+_SCAN: Callable[[str, int], tuple[Any, int]]
+_SCAN = _DECODER.scan_once  # type: ignore[attr-defined]
+_JSON_WS: Final = " \t\n\r"
 
 
-def decode_text(payload, limits=DEFAULT_LIMITS):
+def decode_text(payload: Payload, limits: Limits = DEFAULT_LIMITS) -> str:
     """Return the payload as ``str``; size is checked before any decoding."""
     if type(payload) is bytes:
         if len(payload) > limits.max_payload_bytes:
@@ -90,7 +99,7 @@ def decode_text(payload, limits=DEFAULT_LIMITS):
     )
 
 
-def load_json(payload, limits=DEFAULT_LIMITS):
+def load_json(payload: Payload, limits: Limits = DEFAULT_LIMITS) -> Any:
     """Decode a payload into a JSON value, or raise a RejectedPayload."""
     if type(payload) is bytes and len(payload) <= limits.max_payload_bytes:
         try:  # the hot path, inlined: one call less per message
@@ -124,7 +133,7 @@ def load_json(payload, limits=DEFAULT_LIMITS):
     return value
 
 
-def load_object(payload, limits=DEFAULT_LIMITS):
+def load_object(payload: Payload, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Decode a payload that must be a JSON object."""
     value = load_json(payload, limits)
     if type(value) is not dict:
@@ -132,7 +141,7 @@ def load_object(payload, limits=DEFAULT_LIMITS):
     return value
 
 
-def _too_deep(value, limit):
+def _too_deep(value: Any, limit: int) -> bool:
     """Iterative container walk: no Python recursion on hostile input."""
     stack = [(value, 1)]
     pop = stack.pop
@@ -150,7 +159,7 @@ def _too_deep(value, limit):
     return False
 
 
-def _kind(value):
+def _kind(value: object) -> str:
     if value is None:
         return "null"
     return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
@@ -158,7 +167,7 @@ def _kind(value):
     )
 
 
-def number(value, field):
+def number(value: Any, field: str) -> float:
     """A finite JSON number as float; bool, str, NaN and Infinity are refused."""
     kind = type(value)
     if kind is float:
@@ -173,7 +182,7 @@ def number(value, field):
     raise InvalidValue(f"{field} must be a number, not {_kind(value)}", "not_a_number")
 
 
-def power(value, limits=DEFAULT_LIMITS, field="power"):
+def power(value: Any, limits: Limits = DEFAULT_LIMITS, field: str = "power") -> float:
     """Validated power in W; small negative meter noise becomes 0.0."""
     watts = number(value, field)
     if watts < 0.0:
@@ -187,7 +196,7 @@ def power(value, limits=DEFAULT_LIMITS, field="power"):
     return watts
 
 
-def energy(value, field="energy"):
+def energy(value: Any, field: str = "energy") -> float:
     """Validated cumulative energy counter (never negative)."""
     wh = number(value, field)
     if wh < 0.0:
@@ -195,7 +204,9 @@ def energy(value, field="energy"):
     return wh
 
 
-def plausible_time(ts, received_at, limits):
+def plausible_time(
+    ts: float | None, received_at: float, limits: Limits
+) -> float | None:
     """``ts`` if within the clock limits around the receive time, else None."""
     if ts is None:
         return None
@@ -207,7 +218,7 @@ def plausible_time(ts, received_at, limits):
     return ts
 
 
-def device_time(value):
+def device_time(value: Any) -> float | None:
     """Synced device time, or None when the clock is not synced (or broken)."""
     kind = type(value)
     if kind is not float and kind is not int:
@@ -219,19 +230,19 @@ def device_time(value):
     return None
 
 
-_ONLINE = {"true": True, "false": False}
+_ONLINE: Final = {"true": True, "false": False}
 
 
-def online_flag(payload):
+def online_flag(payload: Payload) -> bool:
     """The plain-text ``true``/``false`` of an ``<prefix>/online`` topic."""
     if type(payload) is str:
-        text = payload
+        text: str | None = payload
     elif isinstance(payload, (bytes, bytearray, memoryview)):
         raw = bytes(payload[:64])
         text = raw.decode("ascii", "replace")
     else:
         text = None
-    flag = None
+    flag: bool | None = None
     if text is not None and len(payload) <= 64:
         flag = _ONLINE.get(text.strip().lower())
     if flag is None:
@@ -239,7 +250,7 @@ def online_flag(payload):
     return flag
 
 
-def offset_or_none(value):
+def offset_or_none(value: Any) -> float | None:
     """Validate a clock offset restored from outside (None, or finite)."""
     if value is None:
         return None

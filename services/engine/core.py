@@ -1,0 +1,496 @@
+"""The engine: MQTT messages in, one sealed batch of database changes out.
+
+Pure (the database runner, ``services/runner/service.py``, owns threads,
+cursors and locks): this is the logic that decides what a message means, so
+it is tested without a server.  One instance per database, used by one
+thread.  Connections, machines and routes are in fleet.py; the batch it
+fills is the contract with the writer (batch.py).
+
+No frame can stall it: each is handled under its own guard; an unexpected
+exception is logged with its traceback (once per machine and kind), the
+frame is logged as an ``error`` raw row and acknowledged, and its machine is
+flagged (``fault``).
+"""
+
+import json
+import logging
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+from ...parsers import (
+    Limits,
+    NotAReading,
+    Reading,
+    RejectedPayload,
+    poll_request,
+    reply_route,
+)
+from .batch import (
+    Batch,
+    CloseSession,
+    InboundMessage,
+    OpenSession,
+    RawRow,
+    UpdateSession,
+    WriteResult,
+)
+from .device import DeviceRuntime
+from .fleet import Fleet
+from .types import Event, SessionClosed, SessionOpened
+
+_logger = logging.getLogger(__name__)
+
+TICK_GRACE_S = 1.0  # late frames still count before a deadline fires
+POLL_TTL_S = 60.0
+DUP_WINDOW_S = 0.05  # overlapping subscriptions deliver one copy each
+UNMATCHED_LOG_EVERY_S = 60.0
+REJECT_LOG_EVERY_S = 60.0
+MAX_RAW_PROBLEM_ROWS = 100  # per batch: rejected/unmatched rows kept for operators
+PROGRESS_EVERY_S = 30.0  # running sessions' durations (the board counts live)
+NOTIFY_EVERY_S = 1.0
+# Discovery creates records: a hostile publisher must not create thousands.
+MAX_DISCOVERED = 100
+
+
+class Engine(Fleet):
+    """Routes, parses and detects for every machine of the owned connections."""
+
+    def __init__(
+        self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__(limits, clock)
+        self._to_notify: set[int] = set()
+        self._notified_at = -1e9
+        self._fault_logged: set[tuple[int | None, str]] = set()  # (machine, type)
+
+    # -- messages ---------------------------------------------------------
+    def handle(self, conn_id: int, msg: InboundMessage, batch: Batch) -> None:
+        """Process one inbound message into ``batch``; never raises."""
+        stats = batch.stats[conn_id]
+        stats["received"] += 1
+        if batch.started is None:
+            batch.started = self.clock()
+        dev_id = None
+        try:
+            dev_id = self._process(conn_id, msg, batch, stats)
+        except Exception as exc:  # a bug met by this frame: the rest goes on
+            dev_id = self._frame_failed(conn_id, msg, batch, exc)
+        finally:
+            # Acknowledged with the batch whatever happened: handling it again
+            # would do the same.
+            batch.acks.append((conn_id, msg, dev_id))
+
+    def _process(
+        self, conn_id: int, msg: InboundMessage, batch: Batch, stats: Counter
+    ) -> int | None:
+        """What the message means; returns the machine it was routed to."""
+        committed = self._committed.get(conn_id)
+        if committed is not None and msg.mid in committed:
+            if msg.dup:
+                stats["duplicates"] += 1
+                batch.done_mids[conn_id].add(msg.mid)
+                return None
+            committed.discard(msg.mid)  # the broker reused it: our ack arrived
+        now = self.clock()
+        last = self._last_msg.get(conn_id)
+        if (
+            last is not None
+            and now - last[2] <= DUP_WINDOW_S
+            and last[0] == msg.topic
+            and last[1] == msg.payload
+        ):
+            stats["duplicates"] += 1
+            return None
+        self._last_msg[conn_id] = (msg.topic, msg.payload, now)
+        router = self._routers.get(conn_id)
+        ids = router.match(msg.topic) if router is not None else []
+        if not ids and msg.topic == self._reply_topic.get(conn_id):
+            ids = self._route_reply(msg.payload)
+        if not ids:
+            self._unmatched(conn_id, msg, batch, now)
+            return None
+        dev = self.devices.get(ids[0])
+        if dev is None:
+            return None
+        self._handle_device(dev, conn_id, msg, batch, now)
+        return dev.id
+
+    def _frame_failed(
+        self, conn_id: int, msg: InboundMessage, batch: Batch, exc: Exception
+    ) -> int | None:
+        """A frame met an unexpected exception: log it (its traceback once per
+        machine and exception type), keep it as an ``error`` raw row, flag
+        the machine; returns the machine's id (None: no machine)."""
+        batch.stats[conn_id]["errors"] += 1
+        dev = self._route_quietly(conn_id, msg.topic)
+        reason = one_line(exc)
+        key = (dev.id if dev else None, type(exc).__name__)
+        if key in self._fault_logged:
+            _logger.warning("Frame on %s failed again: %s", msg.topic[:200], reason)
+        else:
+            self._fault_logged.add(key)
+            _logger.error(
+                "Frame on %s could not be processed (%s); logged as an error and "
+                "acknowledged, the other frames go on:\n%s",
+                msg.topic[:200],
+                reason,
+                "".join(traceback.format_exception(exc)).rstrip(),
+            )
+        if dev is not None:
+            dev.fault = reason
+            self._mark(dev, batch)
+        self._raw(batch, conn_id, dev, msg, "error", reason, None, None, problem=True)
+        return dev.id if dev is not None else None
+
+    def _route_quietly(self, conn_id: int, topic: str) -> DeviceRuntime | None:
+        """The machine a topic belongs to, or None (never raises)."""
+        try:
+            router = self._routers.get(conn_id)
+            ids = router.match(topic) if router is not None else []
+            return self.devices.get(ids[0]) if ids else None
+        except Exception:  # pylint: disable=broad-except
+            return None
+
+    def _route_reply(self, payload: bytes) -> list[int]:
+        route = reply_route(payload)
+        if route is None:
+            return []
+        request_id, src = route
+        pending = self._pending_polls.pop(request_id, None)
+        if pending is not None and pending[0] in self.devices:
+            return [pending[0]]
+        dev_id = self._by_shelly_id.get(src)
+        return [dev_id] if dev_id is not None and dev_id in self.devices else []
+
+    def _handle_device(
+        self,
+        dev: DeviceRuntime,
+        conn_id: int,
+        msg: InboundMessage,
+        batch: Batch,
+        now: float,
+    ) -> None:
+        stats = batch.stats[conn_id]
+        if not dev.bucket.allow(now):
+            stats["rate_limited"] += 1
+            if not dev.rate_limited:
+                dev.rate_limited = True
+                self._mark(dev, batch)
+                _logger.warning(
+                    "Device %s sends more than %s messages/s: dropping the excess",
+                    dev.name,
+                    dev.cfg.max_msg_rate,
+                )
+            return
+        try:
+            reading = dev.parser.parse(msg.topic, msg.payload, msg.received_at)
+        except NotAReading as exc:
+            # "stale": an older frame than one already merged (redelivery).
+            stats["stale" if exc.code == "stale" else "ignored"] += 1
+            if dev.cfg.log_raw:
+                self._raw(batch, conn_id, dev, msg, "not_reading", exc.code, None, None)
+            return
+        except RejectedPayload as exc:
+            stats["rejected"] += 1
+            self._rejected(dev, conn_id, msg, exc, batch, now)
+            return
+        dev.last_recv_mono = now
+        dev.last_msg_wall = msg.received_at
+        if dev.rate_limited and dev.bucket.calm(now):
+            dev.rate_limited = False
+        status = self._apply_reading(dev, reading, batch)
+        # One counter per message: a copy of an applied reading is not another.
+        stats["stale" if status == "duplicate" else "readings"] += 1
+        if dev.cfg.log_raw:
+            self._raw(
+                batch, conn_id, dev, msg, status, None, reading.ts, reading.power_w
+            )
+        self._mark(dev, batch)
+
+    def _apply_reading(self, dev: DeviceRuntime, reading: Reading, batch: Batch) -> str:
+        if reading.device_key and reading.device_key != dev.shelly_id:
+            if dev.shelly_id and self._by_shelly_id.get(dev.shelly_id) == dev.id:
+                del self._by_shelly_id[dev.shelly_id]
+            dev.shelly_id = reading.device_key
+            self._by_shelly_id[dev.shelly_id] = dev.id
+        machine = dev.state_machine
+        if reading.online is not None:
+            dev.online = reading.online
+            if not reading.online:
+                self._apply_events(dev, machine.offline(reading.ts), batch)
+            return "reading"
+        dev.online = True
+        if reading.meter_errors:
+            dev.meter_error = ", ".join(reading.meter_errors)
+            return "reading"
+        dev.meter_error = None
+        if reading.energy_wh is not None:
+            dev.energy_wh = reading.energy_wh
+        last_ts = machine.last_ts
+        if last_ts is not None and reading.ts <= last_ts:
+            return "duplicate"  # stale or redelivered: changes nothing
+        if reading.power_w is None:
+            return "reading"  # a counter alone (kept above): nothing to feed
+        events = machine.feed(reading.ts, reading.power_w, reading.energy_wh)
+        self._apply_events(dev, events, batch)
+        return "reading"
+
+    def _apply_events(
+        self, dev: DeviceRuntime, events: list[Event], batch: Batch
+    ) -> None:
+        for event in events:
+            if isinstance(event, SessionOpened):
+                batch.session_work(dev.id, dev.name).ops.append(
+                    OpenSession(event.start_time, event.manual)
+                )
+                dev.progress_due = True
+            elif isinstance(event, SessionClosed):
+                batch.session_work(dev.id, dev.name).ops.append(
+                    CloseSession(event.summary)
+                )
+                dev.progress_due = False
+            else:
+                dev.state_changed = True
+        if events:
+            self._mark(dev, batch)
+            self._track(dev)
+
+    def _rejected(
+        self,
+        dev: DeviceRuntime,
+        conn_id: int,
+        msg: InboundMessage,
+        exc: RejectedPayload,
+        batch: Batch,
+        now: float,
+    ) -> None:
+        key = (dev.id, exc.code)
+        if now - dev.reject_logged.get(key, -1e9) >= REJECT_LOG_EVERY_S:
+            suppressed = dev.reject_counts.pop(key, 0)
+            dev.reject_logged[key] = now
+            _logger.warning(
+                "Device %s: rejected a frame on %s (%s: %s)%s",
+                dev.name,
+                msg.topic[:200],
+                exc.code,
+                str(exc.detail)[:200],
+                f"; {suppressed} more since the last report" if suppressed else "",
+            )
+            self._raw(
+                batch, conn_id, dev, msg, "rejected", exc, None, None, problem=True
+            )
+        else:
+            dev.reject_counts[key] = dev.reject_counts.get(key, 0) + 1
+            if dev.cfg.log_raw:
+                self._raw(batch, conn_id, dev, msg, "rejected", exc, None, None)
+
+    def _unmatched(
+        self, conn_id: int, msg: InboundMessage, batch: Batch, now: float
+    ) -> None:
+        batch.stats[conn_id]["unmatched"] += 1
+        if self._discovery.get(conn_id) and msg.topic.endswith("/events/rpc"):
+            self._discover(conn_id, msg, batch)
+        key = (conn_id, msg.topic)
+        if now - self._unmatched_logged.get(key, -1e9) >= UNMATCHED_LOG_EVERY_S:
+            if len(self._unmatched_logged) > 10_000:
+                self._unmatched_logged.clear()
+            self._unmatched_logged[key] = now
+            self._raw(
+                batch, conn_id, None, msg, "unmatched", None, None, None, problem=True
+            )
+
+    def _discover(self, conn_id: int, msg: InboundMessage, batch: Batch) -> None:
+        prefix = msg.topic[: -len("/events/rpc")]
+        key = (conn_id, prefix)
+        if key in self._discovered_seen or not prefix:
+            return
+        route = _peek_src(msg.payload)
+        if route is None:
+            return
+        src, component = route
+        proposed = sum(1 for c, _p in self._discovered_seen if c == conn_id)
+        if proposed >= MAX_DISCOVERED:
+            if proposed == MAX_DISCOVERED:  # say it once
+                _logger.warning(
+                    "Connection %s: %d unknown Shelly devices discovered; "
+                    "ignoring further ones until they are confirmed or removed",
+                    conn_id,
+                    MAX_DISCOVERED,
+                )
+                self._discovered_seen.add((conn_id, None))
+            return
+        self._discovered_seen.add(key)
+        batch.discovered[key] = {"src": src, "component": component}
+
+    # -- raw log ----------------------------------------------------------
+    def _raw(
+        self,
+        batch: Batch,
+        conn_id: int,
+        dev: DeviceRuntime | None,
+        msg: InboundMessage,
+        status: str,
+        detail: str | RejectedPayload | None,
+        ts: float | None,
+        power: float | None,
+        problem: bool = False,
+    ) -> None:
+        if problem:
+            if batch.problem_rows >= MAX_RAW_PROBLEM_ROWS:
+                return
+            batch.problem_rows += 1
+        if detail is not None and not isinstance(detail, str):
+            detail = f"{detail.code}: {detail.detail}"[:250]
+        company = dev.cfg.company_id if dev else self._company.get(conn_id)
+        batch.raw_rows.append(
+            RawRow(
+                conn_id,
+                dev.id if dev else None,
+                company,
+                msg,
+                status,
+                detail,
+                ts,
+                power,
+            )
+        )
+
+    # -- watchdog, polls, flush support ----------------------------------
+    def tick(self, batch: Batch) -> None:
+        """Fire due debounces and silence timeouts (only while connected)."""
+        for dev_id in list(self.active):
+            dev = self.devices[dev_id]
+            deadline = dev.state_machine.next_deadline()
+            if deadline is None or dev.connection_id not in self._up_since:
+                continue
+            now = self._virtual_now(dev)
+            if now >= deadline + TICK_GRACE_S:
+                self._apply_events(dev, dev.state_machine.tick(now), batch)
+
+    def due_polls(self) -> list[tuple[int, str, str]]:
+        """[(connection id, topic, payload)] of status polls to publish now."""
+        now = self.clock()
+        out = []
+        for dev in self.devices.values():
+            interval = dev.cfg.poll_interval_s
+            if (
+                not interval
+                or dev.cfg.parser_type != "shelly_gen2"
+                or dev.connection_id not in self._up_since
+                or now - max(dev.last_recv_mono, dev.last_poll_mono) < interval
+            ):
+                continue
+            self._next_request += 1
+            request_id = self._next_request
+            src = self._reply_src[dev.connection_id]
+            try:
+                suffix, payload = poll_request(dev.cfg.component or "", request_id, src)
+            except ValueError:
+                continue  # e.g. em1:N has no GetStatus poll
+            dev.last_poll_mono = now
+            self._pending_polls[request_id] = (dev.id, now)
+            out.append((dev.connection_id, f"{dev.cfg.topic_prefix}/{suffix}", payload))
+        if len(self._pending_polls) > 4 * max(1, len(self.devices)):
+            cutoff = now - POLL_TTL_S
+            self._pending_polls = {
+                k: v for k, v in self._pending_polls.items() if v[1] >= cutoff
+            }
+        return out
+
+    def seal(self, batch: Batch) -> None:
+        """Complete the batch for the writer: the open sessions' progress, one
+        live row per dirty machine, the session each machine's ops continue,
+        and the machines to announce to open browsers."""
+        self._progress_ops(batch)
+        for dev_id, work in batch.sessions.items():
+            dev = self.devices.get(dev_id)
+            work.session_id = dev.session_id if dev is not None else None
+        batch.live = {
+            dev_id: self.devices[dev_id].live_row()
+            for dev_id in batch.dirty
+            if dev_id in self.devices
+        }
+        batch.notify = self._notification(batch)
+
+    def _progress_ops(self, batch: Batch) -> None:
+        """Running sessions whose durations the database should see now."""
+        now = self.clock()
+        for dev_id in self.active | set(batch.sessions):
+            dev = self.devices.get(dev_id)
+            if dev is None:
+                continue
+            work = batch.sessions.get(dev_id)
+            if dev.session_id is None and not (work and work.ops):
+                continue
+            summary = dev.state_machine.session
+            if summary is None:
+                continue
+            if (
+                dev.progress_due
+                or dev.state_changed
+                or now - dev.progress_mono >= PROGRESS_EVERY_S
+            ):
+                batch.session_work(dev.id, dev.name).ops.append(UpdateSession(summary))
+                dev.progress_mono = now
+                dev.progress_due = False
+
+    def _notification(self, batch: Batch) -> list[int] | None:
+        """Machine ids to announce to open browsers with this flush, or None:
+        at most once a second (the board reloads at most twice a second)."""
+        ids = self._to_notify | batch.dirty
+        if not ids or self.clock() - self._notified_at < NOTIFY_EVERY_S:
+            return None
+        return sorted(ids)
+
+    def committed(self, batch: Batch, result: WriteResult) -> None:
+        """After the commit: adopt the open session ids, forget what is done."""
+        for dev_id, session_id in result.session_ids.items():
+            dev = self.devices.get(dev_id)
+            if dev is not None:
+                dev.session_id = session_id
+        for dev_id in batch.dirty:
+            dev = self.devices.get(dev_id)
+            if dev is not None:
+                dev.state_changed = False
+                dev.fault = None  # written: it stays until a manager dismisses it
+        if batch.notify is not None:
+            self._to_notify.clear()
+            self._notified_at = self.clock()
+        else:
+            self._to_notify.update(batch.dirty)
+        for conn_id, mids in batch.done_mids.items():
+            self._committed.get(conn_id, set()).difference_update(mids)
+        for dev_id in batch.quarantined:
+            # Its state here ran ahead of the database: reload it from there.
+            dev = self.devices.get(dev_id)
+            if dev is not None:
+                self._forget_device(dev)
+
+    def remember_unacked(self, conn_id: int, mids: Iterable[int]) -> None:
+        self._committed.setdefault(conn_id, set()).update(mids)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line (for a raw row and the machine's flag)."""
+    text = str(exc).strip().split("\n", 1)[0]
+    return f"{type(exc).__name__}: {text}"[:250] if text else type(exc).__name__
+
+
+def _peek_src(payload: bytes) -> tuple[str, str] | None:
+    """(device id, metering component) of a Shelly frame, for discovery."""
+    try:
+        frame = json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    if type(frame) is not dict:
+        return None
+    src = frame.get("src")
+    params = frame.get("params")
+    if type(src) is not str or not src.startswith("shelly") or type(params) is not dict:
+        return None
+    for key in params:
+        if key.startswith(("pm1:", "switch:", "light:")):
+            return src[:64], key
+    return src[:64], "pm1:0"

@@ -1,0 +1,276 @@
+"""The engine's fleet: owned broker connections and their machines, with
+routes, subscriptions and each machine's session kept in line with the database.
+
+Pure.  ``Engine`` (core.py) builds on it to process messages; this part
+changes only when the configuration or a connection does.
+
+The device clock (``_virtual_now``): a device's time advances from its last
+reading by the *receive* time that passed while its broker connection was up,
+so a skewed meter clock cannot cause a false timeout, and a broker outage is
+not the meter's silence.
+"""
+
+import time
+from collections.abc import Callable, Iterable
+
+from ...parsers import Limits, Parser, TopicRouter, make_parser, subscriptions_for
+from ...parsers.topic_filter import minimal_filters
+from .batch import Batch
+from .device import DeviceConfig, DeviceRuntime
+from .types import Event, SessionOpened
+
+# Live traffic has a real receive clock: a meter clock a day ahead is not
+# believed, nor one further behind than a broker may keep readings for us
+# (MAX_SESSION_EXPIRY_S, the connection's session expiry cap).
+MAX_SESSION_EXPIRY_S = 30 * 86400
+LIVE_LIMITS = Limits(
+    max_clock_ahead_s=86400.0, max_clock_behind_s=MAX_SESSION_EXPIRY_S + 86400.0
+)
+
+
+class Fleet:
+    """The owned connections and their machines: routes, subscriptions, and
+    the machines' session state kept in line with the database."""
+
+    def __init__(
+        self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limits = limits or LIVE_LIMITS
+        self.clock = clock
+        self.devices: dict[int, DeviceRuntime] = {}
+        # connection id -> TopicRouter(filter -> device id)
+        self._routers: dict[int, TopicRouter[int]] = {}
+        self._reply_topic: dict[int, str] = {}  # connection id -> "<client id>/rpc"
+        self._reply_src: dict[int, str] = {}
+        self._discovery: dict[int, bool] = {}
+        # connection id -> monotonic time of connect / since nobody listened
+        self._up_since: dict[int, float] = {}
+        self._down_since: dict[int, float] = {}
+        # connection id -> mids committed, maybe not acked
+        self._committed: dict[int, set[int]] = {}
+        # request id -> (device id, monotonic)
+        self._pending_polls: dict[int, tuple[int, float]] = {}
+        self._by_shelly_id: dict[str, int] = {}
+        self._next_request = int(time.time()) % 1_000_000 * 1000
+        # connection id -> (topic, payload, monotonic)
+        self._last_msg: dict[int, tuple[str, bytes, float]] = {}
+        self._company: dict[int, int | None] = {}  # for raw log rows
+        self._unmatched_logged: dict[tuple[int, str], float] = {}
+        self._discovered_seen: set[tuple[int, str | None]] = set()
+        # machines whose state machine is not idle (deadlines, sessions)
+        self.active: set[int] = set()
+
+    # -- connections ------------------------------------------------------
+    def add_connection(
+        self,
+        conn_id: int,
+        client_id: str,
+        discovery: bool,
+        committed_mids: Iterable[int] = (),
+        unheard_s: float | None = None,
+        company_id: int | None = None,
+    ) -> None:
+        """Own a connection; ``unheard_s``: how long nobody consumed it before
+        (the backlog the broker kept meanwhile is not a flood)."""
+        self._company[conn_id] = company_id
+        self._routers[conn_id] = TopicRouter()
+        for dev in self.devices.values():
+            if dev.connection_id == conn_id:
+                self._route(dev)
+        self._reply_src[conn_id] = client_id
+        self._reply_topic[conn_id] = f"{client_id}/rpc"
+        self._discovery[conn_id] = bool(discovery)
+        self._committed[conn_id] = set(committed_mids or ())
+        if unheard_s is not None:
+            self._down_since[conn_id] = self.clock() - max(0.0, unheard_s)
+
+    def set_discovery(self, conn_id: int, discovery: bool) -> None:
+        self._discovery[conn_id] = bool(discovery)
+
+    def remove_connection(self, conn_id: int) -> None:
+        for dev in [d for d in self.devices.values() if d.connection_id == conn_id]:
+            self._forget_device(dev)
+        for table in (
+            self._routers,
+            self._reply_src,
+            self._reply_topic,
+            self._discovery,
+            self._up_since,
+            self._down_since,
+            self._committed,
+            self._last_msg,
+            self._company,
+        ):
+            table.pop(conn_id, None)
+
+    def connection_up(self, conn_id: int, session_present: bool) -> None:
+        now = self.clock()
+        self._up_since[conn_id] = now
+        down = self._down_since.pop(conn_id, None)
+        if down is not None:
+            # What the meters sent while nobody listened comes now, at once.
+            for dev in self.devices.values():
+                if dev.connection_id == conn_id:
+                    dev.bucket.catch_up(now - down, now)
+        if not session_present:
+            # The broker forgot our session: nothing of the old one comes back.
+            self._committed.get(conn_id, set()).clear()
+
+    def connection_down(self, conn_id: int) -> None:
+        self._up_since.pop(conn_id, None)
+        self._down_since.setdefault(conn_id, self.clock())
+
+    def committed_mids(self, conn_id: int) -> list[int]:
+        return sorted(self._committed.get(conn_id, ()))
+
+    def subscriptions(self, conn_id: int) -> list[str]:
+        """The minimal filter set: overlapping filters would deliver copies."""
+        filters = set()
+        for dev in self.devices.values():
+            if dev.connection_id == conn_id:
+                filters.update(dev.filters)
+        if conn_id in self._reply_topic:
+            filters.add(self._reply_topic[conn_id])
+        if self._discovery.get(conn_id):
+            filters.add("+/events/rpc")
+        return minimal_filters(filters)
+
+    # -- devices ----------------------------------------------------------
+    def upsert_device(self, cfg: DeviceConfig, batch: Batch) -> DeviceRuntime:
+        """Add or update a device from its configuration; return its runtime."""
+        dev = self.devices.get(cfg.id)
+        if dev is None:
+            parser = self._make_parser(cfg)
+            dev = DeviceRuntime(cfg, parser, self.clock())
+            self.devices[cfg.id] = dev
+            self._route(dev)
+            self._sync_session(dev, cfg, batch)
+            self._track(dev)
+            return dev
+        old = dev.cfg
+        if (
+            old.parser_key() != cfg.parser_key()
+            or old.connection_id != cfg.connection_id
+        ):
+            self._unroute(dev)
+            parser = self._make_parser(cfg)
+            if old.parser_key()[:1] == cfg.parser_key()[:1]:
+                parser.clock_offset = dev.parser.clock_offset
+            dev.parser = parser
+            dev.cfg = cfg
+            self._route(dev)
+        dev.reconfigure(cfg)
+        self._sync_session(dev, cfg, batch)
+        self._track(dev)
+        return dev
+
+    def remove_device(self, dev_id: int, batch: Batch) -> None:
+        """A device left (archived, deleted, moved off an owned connection)."""
+        dev = self.devices.get(dev_id)
+        if dev is None:
+            return
+        if dev.state_machine.session is not None:
+            # Close what we still hold open: a manager removed the machine.
+            self._apply_events(
+                dev, dev.state_machine.manual_stop(self._virtual_now(dev)), batch
+            )
+        self._forget_device(dev)
+
+    def _forget_device(self, dev: DeviceRuntime) -> None:
+        self._unroute(dev)
+        self.devices.pop(dev.id, None)
+        self.active.discard(dev.id)
+        if dev.shelly_id and self._by_shelly_id.get(dev.shelly_id) == dev.id:
+            del self._by_shelly_id[dev.shelly_id]
+
+    def _make_parser(self, cfg: DeviceConfig) -> Parser:
+        options = None
+        if cfg.parser_type == "generic_json":
+            options = {
+                "power_path": cfg.json_power_path,
+                "energy_path": cfg.json_energy_path,
+            }
+        parser = make_parser(
+            cfg.parser_type,
+            prefix=cfg.topic_prefix,
+            topic_filter=cfg.topic_pattern,
+            component=cfg.component if cfg.parser_type != "generic_json" else None,
+            options=options,
+            limits=self.limits,
+        )
+        if cfg.parser_snapshot:
+            parser.restore(cfg.parser_snapshot)
+        return parser
+
+    def _route(self, dev: DeviceRuntime) -> None:
+        router = self._routers.get(dev.connection_id)
+        if router is None:
+            return
+        dev.filters = subscriptions_for(
+            dev.cfg.parser_type,
+            prefix=dev.cfg.topic_prefix,
+            topic_filter=dev.cfg.topic_pattern,
+        )
+        for topic_filter in dev.filters:
+            router.add(topic_filter, dev.id)
+        if dev.shelly_id:
+            self._by_shelly_id[dev.shelly_id] = dev.id
+
+    def _unroute(self, dev: DeviceRuntime) -> None:
+        router = self._routers.get(dev.connection_id)
+        if router is not None:
+            for topic_filter in dev.filters:
+                router.remove(topic_filter, dev.id)
+        dev.filters = []
+
+    def _sync_session(
+        self, dev: DeviceRuntime, cfg: DeviceConfig, batch: Batch
+    ) -> None:
+        """The database is the truth about sessions (a user may have started or
+        stopped one by hand): bring the machine in line with it."""
+        db_id, db_start = cfg.running_session_id, cfg.running_start_ts
+        machine = dev.state_machine
+        if dev.session_id == db_id and (db_id is None) == (machine.session is None):
+            return
+        now = self._virtual_now(dev)
+        if machine.session is not None:
+            # Our session is gone from the database (closed by hand) or another
+            # one is running there: the database wins, ours ends without a write.
+            machine.manual_stop(now)
+            dev.session_id = None
+        if db_id:
+            events = machine.manual_start(db_start if db_start is not None else now)
+            dev.session_id = db_id
+            # The session exists already: keep only the state changes.
+            self._apply_events(
+                dev, [e for e in events if not isinstance(e, SessionOpened)], batch
+            )
+            dev.progress_due = True
+        self._mark(dev, batch)
+
+    def _mark(self, dev: DeviceRuntime, batch: Batch) -> None:
+        """The machine's live row goes into this flush."""
+        batch.dirty.add(dev.id)
+
+    def _track(self, dev: DeviceRuntime) -> None:
+        """Keep ``active`` = devices whose machine can still change by itself."""
+        if dev.state_machine.state == "idle":
+            self.active.discard(dev.id)
+        else:
+            self.active.add(dev.id)
+
+    def _apply_events(
+        self, dev: DeviceRuntime, events: list[Event], batch: Batch
+    ) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _virtual_now(self, dev: DeviceRuntime) -> float:
+        """The device clock now: last reading + receive time passed while connected."""
+        last_ts = dev.state_machine.last_ts
+        up = self._up_since.get(dev.connection_id)
+        mono = self.clock()
+        if last_ts is None:
+            return time.time() + (dev.parser.clock_offset or 0.0)
+        if up is None:
+            return last_ts
+        return last_ts + max(0.0, mono - max(dev.last_recv_mono, up))

@@ -1,0 +1,125 @@
+"""Values of the session state machine: states, end reasons, config and events.
+
+Standard library only.  The Odoo layer derives its selections and field
+defaults from these definitions (``State``, the end reasons,
+``DetectorConfig``'s defaults), so each fact is stated here once; the
+semantics are documented with the state machine (machine.py).
+"""
+
+import enum
+import math
+from dataclasses import dataclass, fields
+
+__all__ = [
+    "END_REASONS",
+    "MANUAL",
+    "Event",
+    "OFFLINE",
+    "POWER_DROP",
+    "TIMEOUT",
+    "DetectorConfig",
+    "SessionClosed",
+    "SessionOpened",
+    "SessionSummary",
+    "State",
+    "StateChanged",
+]
+
+POWER_DROP = "power_drop"
+TIMEOUT = "timeout"
+OFFLINE = "offline"
+MANUAL = "manual"
+END_REASONS = (POWER_DROP, TIMEOUT, OFFLINE, MANUAL)
+
+
+class State(enum.StrEnum):
+    """Machine state; a ``str`` so it can be written to a selection field as is."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    STANDBY = "standby"
+    WORKING = "working"
+    STOPPING = "stopping"
+
+
+def _finite(value: object) -> bool:
+    """True for a finite int/float that is not a bool (bools are config typos)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Per-device detector parameters, validated once so the hot path need not."""
+
+    standby_threshold_w: float = 20.0
+    working_threshold_w: float = 100.0
+    start_debounce_s: float = 3.0
+    stop_debounce_s: float = 15.0
+    message_timeout_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _finite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+            object.__setattr__(self, f.name, float(value))
+        if self.standby_threshold_w <= 0:
+            raise ValueError(
+                f"standby_threshold_w must be > 0, got {self.standby_threshold_w!r}"
+            )
+        if self.standby_threshold_w > self.working_threshold_w:
+            raise ValueError(
+                f"standby_threshold_w ({self.standby_threshold_w!r}) must be <= "
+                f"working_threshold_w ({self.working_threshold_w!r})"
+            )
+        for name in ("start_debounce_s", "stop_debounce_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.message_timeout_s <= 0:
+            raise ValueError(
+                f"message_timeout_s must be > 0, got {self.message_timeout_s!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One session; ``end_time``/``end_reason`` are None while it is open."""
+
+    start_time: float
+    end_time: float | None
+    standby_duration_s: float
+    working_duration_s: float
+    energy_wh: float
+    end_reason: str | None
+
+    @property
+    def total_duration_s(self) -> float:
+        return self.standby_duration_s + self.working_duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    start_time: float
+    state: State
+    manual: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged:
+    ts: float
+    old: State
+    new: State
+    power_w: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionClosed:
+    summary: SessionSummary
+
+
+# What an input of the state machine returns: the events it caused, in order.
+Event = StateChanged | SessionOpened | SessionClosed

@@ -1,0 +1,109 @@
+"""Read what the runner needs from the database, as primitives.
+
+Called with a fresh superuser environment inside a short transaction; nothing
+returned here refers to a record or a cursor, so the worker thread can keep it.
+"""
+
+import json
+
+from ...models.mqtt_device import RUNNER_FIELDS
+from ..engine.device import DeviceConfig
+from ..engine.timebase import from_utc
+from ..engine.types import DetectorConfig
+from ..mqtt.connect import ClientSettings
+
+# What the runner reacts to, plus what it needs to resume a device.
+DEVICE_FIELDS = sorted(RUNNER_FIELDS - {"active"}) + [
+    "name",
+    "company_id",
+    "detector_snapshot",
+    "parser_snapshot",
+]
+
+
+def load_connections(env):
+    """{id: dict(desired, settings, discovery, ...)} for every connection."""
+    out = {}
+    conns = env["mqtt.connection"].sudo().with_context(active_test=False).search([])
+    for conn in conns:
+        try:
+            settings = ClientSettings(**conn._client_settings_values())
+        except (TypeError, ValueError, UnicodeDecodeError) as exc:
+            settings, error = None, f"Invalid settings: {exc}"
+        else:
+            error = None
+        out[conn.id] = {
+            "name": conn.name,
+            "desired": bool(conn.active and conn.run_requested and settings),
+            "settings": settings,
+            "settings_error": error,
+            "discovery": conn.discovery_enabled,
+            "committed_mids": _mids(conn.committed_mids),
+            "company_id": conn.company_id.id or None,
+            "heartbeat": from_utc(conn.heartbeat) if conn.heartbeat else None,
+        }
+    return out
+
+
+def _mids(text):
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [m for m in value if isinstance(m, int)] if isinstance(value, list) else []
+
+
+def load_devices(env, connection_ids):
+    """[DeviceConfig] of the active devices on the given connections."""
+    if not connection_ids:
+        return []
+    Device = env["mqtt.device"].sudo()
+    rows = Device.search_read(
+        [("connection_id", "in", list(connection_ids)), ("active", "=", True)],
+        DEVICE_FIELDS,
+    )
+    running = {
+        s["device_id"][0]: s
+        for s in env["mqtt.session"]
+        .sudo()
+        .search_read(
+            [("device_id", "in", [r["id"] for r in rows]), ("state", "=", "running")],
+            ["device_id", "start_ts"],
+        )
+    }
+    configs = []
+    for r in rows:
+        try:
+            detector = DetectorConfig(
+                standby_threshold_w=r["standby_threshold_w"],
+                working_threshold_w=r["working_threshold_w"],
+                start_debounce_s=r["start_debounce_s"],
+                stop_debounce_s=r["stop_debounce_s"],
+                message_timeout_s=r["message_timeout_s"],
+            )
+        except ValueError:
+            continue  # the model's constraints make this unreachable; be safe
+        session = running.get(r["id"])
+        configs.append(
+            DeviceConfig(
+                id=r["id"],
+                name=r["name"],
+                connection_id=r["connection_id"][0],
+                company_id=r["company_id"][0] if r["company_id"] else None,
+                parser_type=r["parser_type"],
+                topic_prefix=r["topic_prefix"] or None,
+                topic_pattern=r["topic_pattern"] or None,
+                component=r["component"] or None,
+                json_power_path=r["json_power_path"] or None,
+                json_energy_path=r["json_energy_path"] or None,
+                detector=detector,
+                poll_interval_s=r["poll_interval_s"],
+                log_raw=r["log_raw"],
+                max_msg_rate=r["max_msg_rate"],
+                detector_snapshot=r["detector_snapshot"] or None,
+                parser_snapshot=r["parser_snapshot"] or None,
+                running_session_id=session["id"] if session else None,
+                running_start_ts=session["start_ts"] if session else None,
+            )
+        )
+    return configs

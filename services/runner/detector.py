@@ -1,0 +1,61 @@
+"""SessionDetector: writes one machine's session ops as ``mqtt.session`` records.
+
+Keeps primitives only (the machine's id and name): it never outlives the
+transaction whose ``env`` it is handed, so no record, cursor or environment
+crosses threads.  The state machine that decided the ops lives in the engine
+(``services/engine/machine.py``); this is its database side.
+"""
+
+import logging
+
+from ...models.mqtt_session import new_session_values, session_values
+from ..engine.batch import CloseSession, OpenSession, SessionWork
+
+_logger = logging.getLogger(__name__)
+
+
+class SessionDetector:
+    """The database side of one machine's sessions."""
+
+    __slots__ = ("device_id", "name")
+
+    def __init__(self, device_id: int, name: str) -> None:
+        self.device_id = device_id
+        self.name = name
+
+    def apply(self, env, work: SessionWork, running: set[int]) -> int | None:
+        """Apply ``work.ops`` with ``env``; return the id of the session left open.
+
+        ``running``: ids of sessions running in this transaction (read once
+        for a whole batch, kept up to date here)."""
+        sessions = env["mqtt.session"]
+        sid = work.session_id
+        for op in work.ops:
+            if type(op) is OpenSession:
+                sid = self._open(sessions, op)
+                running.add(sid)
+                continue
+            # A person may have closed it meanwhile: never reopen it.
+            if sid and sid in running:
+                session = sessions.browse(sid)
+                session.write(session_values(op.summary))
+                if type(op) is CloseSession:
+                    running.discard(sid)
+                    # The ORM writes lazily: the database must see it closed
+                    # before the next session of the machine is inserted.
+                    session.flush_recordset()
+            if type(op) is CloseSession:
+                sid = None
+        return sid
+
+    def _open(self, sessions, op: OpenSession) -> int:
+        existing = sessions.search(
+            [("device_id", "=", self.device_id), ("start_ts", "=", op.start_ts)],
+            limit=1,
+        )
+        if existing:  # written before a crash, redelivered since
+            return existing.id
+        origin = "manual" if op.manual else "power"
+        return sessions.create(
+            new_session_values(self.device_id, op.start_ts, origin)
+        ).id

@@ -1,0 +1,195 @@
+"""Writing a batch: one transaction, retried until it commits, then the acks.
+
+Part of IotBridgeService (service.py), kept apart because it is the one place
+where delivery guarantees are decided.  A batch is
+
+* retried on serialization conflicts, deadlocks and lost database
+  connections (never half written, never written twice);
+* dropped for connections this runner no longer owns (the new owner gets
+  the messages again from the broker);
+* after a failure that is none of those (a bug met by some machine's data),
+  written again with each machine's part under its own savepoint: the
+  machine whose part fails is quarantined, the rest commits (writer.py);
+
+and its QoS 1 messages are acknowledged only after the commit.
+"""
+
+import logging
+import time
+
+import psycopg2
+import psycopg2.errors
+
+from odoo import SUPERUSER_ID, api
+from odoo.modules.registry import Registry
+
+from ..engine.batch import Batch, ConnectionRow
+from ..mqtt.backoff import Backoff
+from ..mqtt.texts import db_write_failing
+from .config import load_devices
+from .writer import LostOwnership, write_batch
+
+_logger = logging.getLogger(__name__)
+
+DB_ERROR = "Database write failing:"  # the English start of db_write_failing()
+RETRYABLE = (
+    psycopg2.errors.SerializationFailure,
+    psycopg2.errors.DeadlockDetected,
+    psycopg2.errors.LockNotAvailable,
+)
+CONNECTION_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# Database conditions with a policy of their own: never quarantined.
+KNOWN = (LostOwnership, psycopg2.IntegrityError, *RETRYABLE, *CONNECTION_LOST)
+HEARTBEAT_EVERY_S = 2.0
+
+
+def retry_backoff() -> Backoff:
+    """A batch's write retries: 50 ms doubling up to 10 s, spread out."""
+    return Backoff(0.05, 10.0, 2.0, jitter=1.0)
+
+
+class BatchFlusher:
+    """Mixin of IotBridgeService: ``_flush`` and what it needs.
+
+    Uses the service's ``dbname``, ``core``, ``owned``, ``node``, ``_stop``,
+    ``_release()`` and its flags (``_reload``, ``_db_error``,
+    ``_next_heartbeat``, ``flush_count``, ``flush_errors``)."""
+
+    def _flush(self, batch, heartbeat=False):
+        """Seal the batch, write it in one transaction (retrying), ack it.
+
+        Returns the next (empty) batch."""
+        if batch.empty and (not heartbeat or not self.owned):
+            return batch
+        self.core.seal(batch)
+        batch.connections = self._connection_rows(batch)
+        backoff = retry_backoff()
+        isolate = False
+        while True:
+            try:
+                with Registry(self.dbname).cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    result = write_batch(env, batch, isolate=isolate, known=KNOWN)
+                break
+            except LostOwnership as exc:
+                _logger.warning("%s; dropping its uncommitted batch", exc)
+                for conn_id in exc.connection_ids:
+                    self._release(conn_id, stopped=False)
+                batch.drop_connections(exc.connection_ids, self.core.devices)
+                backoff.reset()
+                continue
+            except RETRYABLE as exc:
+                _logger.info("Flush conflict (%s); retrying", type(exc).__name__)
+            except psycopg2.IntegrityError as exc:
+                _logger.warning("Flush refused by the database (%s); resyncing", exc)
+                self._reload = True
+                self._resync_sessions(batch)
+            except Exception as exc:  # pylint: disable=broad-except
+                self.flush_errors += 1
+                if self._stop.is_set():
+                    _logger.warning(
+                        "Stopping: the last batch of %d messages was not written "
+                        "(%s); the broker sends its messages again",
+                        len(batch),
+                        _reason(exc),
+                    )
+                    return Batch()
+                if not isolate and not isinstance(exc, CONNECTION_LOST):
+                    _logger.exception(
+                        "Writing a batch of %d messages failed; writing each "
+                        "machine's part apart to isolate the failing one",
+                        len(batch),
+                    )
+                    isolate = True
+                    continue
+                self._write_failing(batch, exc)
+            if self._stop.wait(backoff.next()):
+                return Batch()  # shutting down: unacked messages come again
+        self.flush_count += 1
+        self.core.committed(batch, result)
+        self._ack(batch)
+        if batch.quarantined:
+            self._reload = True  # the engine reloads those machines from the database
+        self._next_heartbeat = time.monotonic() + HEARTBEAT_EVERY_S
+        if self._db_error:  # recovered: the form must not keep the old error
+            self._db_error = False
+            self._next_heartbeat = 0.0
+            for owned in self.owned.values():
+                if (owned.last_error or "").startswith(DB_ERROR):
+                    owned.last_error = None
+        return Batch()
+
+    def _write_failing(self, batch, exc):
+        """The write keeps failing: say so on the form, log it (the traceback
+        only when it is not the database connection that broke)."""
+        reason = _reason(exc)
+        if isinstance(exc, CONNECTION_LOST):
+            # The database connection broke (server restart, failover,
+            # pg_terminate_backend): an operating condition, not a bug.
+            # The retry borrows a fresh connection from the pool.
+            _logger.warning(
+                "Writing a batch of %d messages failed: database connection lost "
+                "(%s); retrying",
+                len(batch),
+                reason,
+            )
+        else:
+            _logger.exception(
+                "Writing a batch of %d messages failed even machine by machine; "
+                "retrying",
+                len(batch),
+            )
+        for owned in self.owned.values():
+            owned.last_error = db_write_failing(reason[:200])
+        self._db_error = True
+
+    def _connection_rows(self, batch):
+        rows = {}
+        for conn_id, owned in self.owned.items():
+            mids = {m.mid for c, m, _d in batch.acks if c == conn_id and m.qos}
+            mids.update(self.core.committed_mids(conn_id))
+            rows[conn_id] = ConnectionRow(
+                token=owned.token,
+                node=self.node,
+                state=owned.state,
+                last_error=owned.last_error,
+                connected_at=owned.connected_at,
+                committed_mids=sorted(mids),
+            )
+        return rows
+
+    def _ack(self, batch):
+        """Acknowledge the committed QoS 1 messages, one write per connection;
+        a message that could not be acknowledged stays known as committed."""
+        by_connection = {}
+        for conn_id, msg, _dev in batch.acks:
+            if msg.qos:
+                by_connection.setdefault(conn_id, []).append(msg)
+        for conn_id, msgs in by_connection.items():
+            owned = self.owned.get(conn_id)
+            acked = owned.client.ack_many(msgs) if owned is not None else []
+            if len(acked) < len(msgs):
+                done = {id(m) for m in acked}
+                self.core.remember_unacked(
+                    conn_id, [m.mid for m in msgs if id(m) not in done]
+                )
+
+    def _resync_sessions(self, batch):
+        """The database refused a session write (a user started one by hand
+        at the same moment): the database wins for those machines only."""
+        with Registry(self.dbname).cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            configs = load_devices(env, list(self.owned))
+        for cfg in configs:
+            dev = self.core.devices.get(cfg.id)
+            work = batch.sessions.get(cfg.id)
+            if dev is None or not work or not cfg.running_session_id:
+                continue
+            if cfg.running_session_id != dev.session_id:
+                del batch.sessions[cfg.id]
+                self.core.upsert_device(cfg, batch)
+        self.core.seal(batch)
+
+
+def _reason(exc):
+    return str(exc).strip().split("\n", 1)[0]

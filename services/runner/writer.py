@@ -1,0 +1,361 @@
+"""Write one sealed batch in ONE transaction: ``write_batch(env, batch)``.
+
+Reads the batch and nothing else of the engine.  Raw log rows go in with one
+COPY, live machine fields with one UPDATE ... FROM (VALUES ...), sessions
+through the ORM (few, and their stored computed fields matter), connection
+counters and the heartbeat with one UPDATE per connection, guarded by the
+owner's fencing token: if another node took the connection over, the whole
+batch is rolled back and dropped, so two nodes never both commit the same
+readings.  Bus notifications are queued on the cursor and reach browsers
+only when the commit succeeds.
+
+``isolate=True`` (after a write failed for a reason that is no known
+database condition, see flush.py) writes each machine's part under its own
+savepoint: a machine whose part still fails is quarantined (its frames are
+logged as ``error`` rows and acknowledged, the machine is flagged) and the
+rest commits.
+"""
+
+import csv
+import io
+import json
+import logging
+from collections import Counter
+
+from psycopg2.extras import execute_values
+
+from ...models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
+from ..engine.batch import Batch, RawRow, WriteResult
+from ..engine.core import MAX_DISCOVERED, one_line
+from ..engine.timebase import to_utc
+from ..mqtt.texts import Text
+from .detector import SessionDetector
+
+_logger = logging.getLogger(__name__)
+
+DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
+MAX_NOTIFIED_IDS = 500
+
+
+class LostOwnership(Exception):
+    """Another runner holds the connection now: this batch must not land."""
+
+    def __init__(self, connection_ids):
+        super().__init__(f"connections taken over by another runner: {connection_ids}")
+        self.connection_ids = connection_ids
+
+
+def write_batch(env, batch: Batch, isolate=False, known=()) -> WriteResult:
+    """Write ``batch``; return the sessions left open per machine.
+
+    Raises LostOwnership when a fencing token no longer matches.  ``known``:
+    exception types that are database conditions the caller handles; in
+    isolating mode they are raised, not quarantined.
+    """
+    cr = env.cr
+    _fence(cr, batch.connections)
+    _create_discovered(env, batch)
+    if isolate:
+        session_ids = {}
+        for dev_id in sorted(batch.device_ids() - set(batch.quarantined)):
+            try:
+                with cr.savepoint():
+                    session_ids.update(_write_machines(env, batch, {dev_id}))
+            except known:
+                raise
+            except Exception as exc:  # pylint: disable=broad-except
+                _logger.exception(
+                    "Writing machine %s's part of a batch failed: quarantined "
+                    "(its frames are logged as errors, the rest commits)",
+                    dev_id,
+                )
+                batch.quarantine(dev_id, one_line(exc))
+    else:
+        session_ids = _write_machines(env, batch, None)
+    _insert_raw(env, [r for r in batch.raw_rows if r.device_id is None])
+    errors = _write_quarantined(env, batch)
+    _write_connections(cr, batch, errors)
+    if batch.notify:
+        _notify_browsers(env, batch.notify)
+    return WriteResult(session_ids)
+
+
+def _write_machines(env, batch, dev_ids):
+    """Sessions, live rows and raw rows of the given machines (None: all)."""
+
+    def mine(dev_id):
+        return dev_id is not None and (dev_ids is None or dev_id in dev_ids)
+
+    works = [w for d, w in batch.sessions.items() if mine(d)]
+    session_ids = _write_sessions(env, works)
+    _write_live(env.cr, [r for d, r in batch.live.items() if mine(d)], session_ids)
+    _insert_raw(env, [r for r in batch.raw_rows if mine(r.device_id)])
+    return session_ids
+
+
+def _fence(cr, connections):
+    """Lock our connection rows first; any takeover shows up here."""
+    if not connections:
+        return
+    ids = list(connections)
+    cr.execute(
+        "SELECT id, runner_token FROM mqtt_connection WHERE id IN %s FOR NO KEY UPDATE",
+        (tuple(ids),),
+    )
+    tokens = dict(cr.fetchall())
+    lost = [cid for cid in ids if tokens.get(cid) != connections[cid].token]
+    if lost:
+        raise LostOwnership(lost)
+
+
+def _create_discovered(env, batch):
+    if not batch.discovered:
+        return
+    Device = env["mqtt.device"].with_context(active_test=False)
+    for (conn_id, prefix), values in batch.discovered.items():
+        if Device.search_count(
+            [("connection_id", "=", conn_id), ("topic_prefix", "=", prefix)], limit=1
+        ):
+            continue
+        waiting = Device.search_count(
+            [("connection_id", "=", conn_id), ("discovery_state", "=", "discovered")]
+        )
+        if waiting >= MAX_DISCOVERED:
+            continue  # a manager confirms or removes the ones waiting first
+        connection = env["mqtt.connection"].browse(conn_id)
+        Device.create(
+            {
+                "name": values["src"],
+                "connection_id": conn_id,
+                "company_id": connection.company_id.id,
+                "topic_prefix": prefix,
+                "parser_type": "shelly_gen2",
+                "component": values["component"],
+                "active": False,
+                "discovery_state": "discovered",
+            }
+        )
+
+
+def _write_sessions(env, works):
+    """Each machine's SessionDetector writes its ops; the states of the
+    sessions they continue are read in one query first."""
+    touched = tuple(w.session_id for w in works if w.session_id)
+    running = set()
+    if touched:
+        env.cr.execute(
+            "SELECT id FROM mqtt_session WHERE id IN %s AND state = 'running'",
+            (touched,),
+        )
+        running = {row[0] for row in env.cr.fetchall()}
+    return {
+        w.device_id: SessionDetector(w.device_id, w.name).apply(env, w, running)
+        for w in works
+    }
+
+
+_DEVICE_UPDATE = """
+UPDATE mqtt_device AS d SET
+    current_state = v.state,
+    current_power_w = v.power,
+    current_energy_wh = COALESCE(v.energy, d.current_energy_wh),
+    last_message_time = COALESCE(v.last_msg, d.last_message_time),
+    online = COALESCE(v.online, d.online),
+    meter_error = v.err,
+    rate_limited = v.rate_limited,
+    fault = COALESCE(v.fault, d.fault),
+    detector_snapshot = v.dsnap,
+    parser_snapshot = v.psnap,
+    shelly_id = COALESCE(v.shelly_id, d.shelly_id),
+    running_session_id = v.session_id
+FROM (VALUES %s) AS v(id, state, power, energy, last_msg, online, err,
+                      rate_limited, fault, dsnap, psnap, shelly_id, session_id)
+WHERE d.id = v.id
+"""
+_DEVICE_TEMPLATE = (
+    "(%s, %s, %s::float8, %s::float8, %s::timestamp, %s::bool, %s::varchar, "
+    "%s::bool, %s::varchar, %s::jsonb, %s::jsonb, %s::varchar, %s::int4)"
+)
+
+
+def _write_live(cr, rows, session_ids):
+    values = []
+    for row in rows:
+        values.append(
+            (
+                row.device_id,
+                row.state,
+                row.power_w,
+                row.energy_wh,
+                _wall(row.last_message_ts),
+                row.online,
+                row.meter_error,
+                row.rate_limited,
+                row.fault,
+                _dumps(row.detector_snapshot),
+                _dumps(row.parser_snapshot) if row.parser_snapshot else None,
+                row.shelly_id,
+                session_ids.get(row.device_id, row.session_id),
+            )
+        )
+    if values:
+        values.sort()  # a stable lock order: no deadlock between two writers
+        execute_values(cr._obj, _DEVICE_UPDATE, values, template=_DEVICE_TEMPLATE)
+
+
+_RAW_COLUMNS = (
+    "connection_id, device_id, company_id, topic, payload, payload_size, "
+    "truncated, qos, received_at, device_ts, status, detail, power_w"
+)
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _insert_raw(env, rows):
+    """COPY raw log rows (about twice as fast as a multi-row INSERT)."""
+    if not rows:
+        return
+    limit = _max_payload(env)
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    for conn_id, dev_id, company, msg, status, detail, ts, power in rows:
+        payload = msg.payload
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8", "replace")
+        size = len(payload)
+        text = payload[:limit].decode("utf-8", "replace").replace("\x00", "\ufffd")
+        out.writerow(
+            (
+                conn_id,
+                _null(dev_id),
+                _null(company),
+                msg.topic[:1000].replace("\x00", "\ufffd"),
+                text,
+                size,
+                "t" if size > limit else "f",
+                msg.qos,
+                _wall(msg.received_at).isoformat(sep=" "),
+                _null(ts),
+                status,
+                detail[:250] if detail else "",
+                _null(power),
+            )
+        )
+    buf.seek(0)
+    env.cr._obj.copy_expert(
+        f"COPY mqtt_message ({_RAW_COLUMNS}) FROM STDIN WITH (FORMAT csv)", buf
+    )
+
+
+def _write_quarantined(env, batch):
+    """Quarantined machines: each of their frames an ``error`` row, the machine
+    flagged; returns {connection id: frames} to count as errors."""
+    errors = Counter()
+    if not batch.quarantined:
+        return errors
+    cr = env.cr
+    cr.execute(
+        "SELECT id, company_id FROM mqtt_device WHERE id IN %s",
+        (tuple(batch.quarantined),),
+    )
+    company = dict(cr.fetchall())
+    rows = []
+    for conn_id, msg, dev_id in batch.acks:
+        reason = batch.quarantined.get(dev_id)
+        if reason is not None:
+            errors[conn_id] += 1
+            row = RawRow(conn_id, dev_id, company.get(dev_id), msg, "error", reason)
+            rows.append(row)
+    _insert_raw(env, rows)
+    execute_values(
+        cr._obj,
+        "UPDATE mqtt_device AS d SET fault = v.reason "
+        "FROM (VALUES %s) AS v(id, reason) WHERE d.id = v.id",
+        sorted(batch.quarantined.items()),
+        template="(%s, %s::varchar)",
+    )
+    return errors
+
+
+def _null(value):
+    """CSV for COPY: an unquoted empty field is NULL."""
+    return "" if value is None else value
+
+
+def _wall(ts):
+    return None if ts is None else to_utc(ts)
+
+
+def _max_payload(env):
+    value = env["ir.config_parameter"].sudo().get_param(PARAM_MAX_PAYLOAD)
+    try:
+        return max(64, int(value))
+    except (TypeError, ValueError):
+        return DEFAULT_MAX_PAYLOAD
+
+
+_CONNECTION_UPDATE = """
+UPDATE mqtt_connection SET
+    stat_received = COALESCE(stat_received, 0) + %s,
+    stat_readings = COALESCE(stat_readings, 0) + %s,
+    stat_ignored = COALESCE(stat_ignored, 0) + %s,
+    stat_rejected = COALESCE(stat_rejected, 0) + %s,
+    stat_rate_limited = COALESCE(stat_rate_limited, 0) + %s,
+    stat_unmatched = COALESCE(stat_unmatched, 0) + %s,
+    stat_duplicates = COALESCE(stat_duplicates, 0) + %s,
+    stat_stale = COALESCE(stat_stale, 0) + %s,
+    stat_errors = COALESCE(stat_errors, 0) + %s,
+    heartbeat = (now() at time zone 'UTC'),
+    owner_node = %s,
+    state = %s,
+    last_error = %s,
+    last_error_data = %s::jsonb,
+    last_connected = COALESCE(%s, last_connected),
+    committed_mids = %s
+WHERE id = %s
+"""
+STAT_KEYS = (
+    "received",
+    "readings",
+    "ignored",
+    "rejected",
+    "rate_limited",
+    "unmatched",
+    "duplicates",
+    "stale",
+    "errors",
+)
+
+
+def _write_connections(cr, batch, errors):
+    for conn_id, row in batch.connections.items():
+        stats = batch.stats.get(conn_id, Counter()) + Counter(errors=errors[conn_id])
+        cr.execute(
+            _CONNECTION_UPDATE,
+            (
+                *(stats[key] for key in STAT_KEYS),
+                row.node,
+                row.state,
+                _error_text(row.last_error),
+                _error_data(row.last_error),
+                _wall(row.connected_at),
+                json.dumps(row.committed_mids),
+                conn_id,
+            ),
+        )
+
+
+def _error_text(error):
+    return str(error)[:250] if error else None
+
+
+def _error_data(error):
+    """The message's template and values, to show it in the reader's language."""
+    return _dumps(error.to_json()) if isinstance(error, Text) else None
+
+
+def _notify_browsers(env, ids):
+    group = env.ref("open_workshop_mqtt.group_user", raise_if_not_found=False)
+    if not group:
+        return
+    payload = {"ids": ids if len(ids) <= MAX_NOTIFIED_IDS else []}
+    env["bus.bus"]._sendone(group, DEVICE_NOTIFICATION, payload)

@@ -1,0 +1,377 @@
+"""The bridge core without Odoo: routing, dedupe, rate caps, polls, watchdog."""
+
+import dataclasses
+import json
+
+import pytest
+
+from ....services.engine.batch import (
+    Batch,
+    CloseSession,
+    OpenSession,
+    UpdateSession,
+    WriteResult,
+)
+from ....services.engine.core import Engine
+from ....services.engine.device import DeviceConfig
+from ....services.engine.types import DetectorConfig
+from ....services.mqtt.inbound import InboundMessage
+
+T0 = 1_780_000_000.0
+PREFIX = "shellypmminig3-aabbccddeeff"
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def cfg(dev_id=1, prefix=PREFIX, **kw):
+    values = {
+        "id": dev_id,
+        "name": f"Machine {dev_id}",
+        "connection_id": 1,
+        "company_id": 1,
+        "parser_type": "shelly_gen2",
+        "topic_prefix": prefix,
+        "topic_pattern": None,
+        "component": "pm1:0",
+        "json_power_path": None,
+        "json_energy_path": None,
+        "detector": DetectorConfig(),
+        "poll_interval_s": 5.0,
+        "log_raw": False,
+        "max_msg_rate": 50,
+    }
+    values.update(kw)
+    return DeviceConfig(**values)
+
+
+_mid = iter(range(1, 1_000_000))
+
+
+def frame(ts, power, prefix=PREFIX, mid=None, dup=False, energy=None):
+    comp = {"apower": power}
+    if energy is not None:
+        comp["aenergy"] = {"total": energy}
+    payload = json.dumps(
+        {
+            "src": prefix,
+            "dst": f"{prefix}/events",
+            "method": "NotifyStatus",
+            "params": {"ts": ts, "pm1:0": comp},
+        }
+    ).encode()
+    return InboundMessage(
+        f"{prefix}/events/rpc", payload, 1, mid or next(_mid), dup, False, ts, 1
+    )
+
+
+def raw(topic, payload, mid=None, received_at=T0):
+    return InboundMessage(
+        topic, payload, 1, mid or next(_mid), False, False, received_at, 1
+    )
+
+
+@pytest.fixture
+def setup():
+    clock = Clock()
+    core = Engine(clock=clock)
+    core.add_connection(1, "owm-test", discovery=False)
+    core.connection_up(1, session_present=False)
+    batch = Batch()
+    core.upsert_device(cfg(), batch)
+    return core, clock, batch
+
+
+def ops(batch, dev_id=1):
+    """The machine's session ops as (kind, data): the typed ops of the batch."""
+    work = batch.sessions.get(dev_id)
+    return [op_pair(op) for op in (work.ops if work else [])]
+
+
+def op_pair(op):
+    if type(op) is OpenSession:
+        return ("open", {"start_ts": op.start_ts, "manual": op.manual})
+    if type(op) is UpdateSession:
+        return ("progress", op.summary)
+    assert type(op) is CloseSession, op
+    return ("close", op.summary)
+
+
+def test_a_session_from_shelly_frames(setup):
+    core, clock, batch = setup
+    # Readings < 20 s apart (the silence timeout), then a drop at T0 + 55.
+    steps = [
+        (T0, 0.0),
+        (T0 + 10, 500.0),
+        (T0 + 25, 520.0),
+        (T0 + 40, 510.0),
+        (T0 + 55, 2.0),
+    ]
+    for ts, watts in steps:
+        clock.now += 1
+        core.handle(1, frame(ts, watts), batch)
+    core.handle(1, frame(T0 + 72, 1.0), batch)
+    kinds = [op for op, _ in ops(batch)]
+    assert kinds == ["open", "close"]
+    opened = ops(batch)[0][1]
+    assert opened == {"start_ts": T0 + 10, "manual": False}
+    closed = ops(batch)[1][1]
+    assert closed.start_time == T0 + 10
+    assert closed.end_time == T0 + 55
+    assert closed.end_reason == "power_drop"
+    assert closed.working_duration_s == pytest.approx(45.0)
+    assert closed.standby_duration_s == pytest.approx(0.0)
+    assert batch.dirty == {1}
+    assert batch.stats[1]["readings"] == 6
+    assert len(batch.acks) == 6
+    live = core.devices[1].live_row()
+    assert live.state == "idle"
+    assert live.power_w == 1.0
+    assert live.shelly_id == PREFIX
+
+
+def test_redelivery_of_a_committed_message_is_skipped():
+    core = Engine(clock=Clock())
+    core.add_connection(1, "owm-test", discovery=False, committed_mids=[41, 42])
+    batch = Batch()
+    core.upsert_device(cfg(), batch)
+    core.handle(1, frame(T0, 300.0, mid=41, dup=True), batch)
+    assert batch.stats[1]["duplicates"] == 1
+    assert batch.stats[1]["readings"] == 0
+    assert core.devices[1].state_machine.last_ts is None
+    # A new message that reuses mid 42 (the broker got our ack) is processed.
+    core.handle(1, frame(T0 + 1, 300.0, mid=42, dup=False), batch)
+    assert batch.stats[1]["readings"] == 1
+    assert core.committed_mids(1) == [41]
+    core.committed(batch, WriteResult({}))
+    assert core.committed_mids(1) == []
+
+
+def test_stale_and_duplicate_frames_change_nothing(setup):
+    core, clock, batch = setup
+    core.handle(1, frame(T0 + 10, 500.0), batch)
+    clock.now += 1
+    core.handle(1, frame(T0 + 5, 0.0), batch)  # older: a late redelivery
+    assert core.devices[1].state_machine.power_w == 500.0
+    assert core.devices[1].state_machine.state == "starting"
+    clock.now += 1
+    msg = frame(T0 + 20, 400.0)
+    core.handle(1, msg, batch)
+    core.handle(
+        1, dataclasses.replace(msg, mid=9999), batch
+    )  # overlapping subscription
+    assert batch.stats[1]["duplicates"] == 1
+    assert batch.stats[1]["readings"] == 2
+    assert batch.stats[1]["stale"] == 1
+
+
+def test_rate_cap_drops_excess_and_flags_the_device(setup):
+    core, clock, batch = setup
+    core.upsert_device(cfg(max_msg_rate=5), batch)
+    for i in range(100):
+        core.handle(1, frame(T0 + i * 0.001, 10.0 + i), batch)
+    assert batch.stats[1]["readings"] == 10  # the burst: 2 s worth
+    assert batch.stats[1]["rate_limited"] == 90
+    assert core.devices[1].rate_limited is True
+    clock.now += 10
+    core.handle(1, frame(T0 + 50, 5.0), batch)
+    assert core.devices[1].rate_limited is False
+
+
+def test_rejected_payload_is_counted_and_logged_once(setup, caplog):
+    core, clock, batch = setup
+    for _ in range(5):
+        core.handle(1, raw(f"{PREFIX}/events/rpc", b'{"src": "x", "params": '), batch)
+        clock.now += 0.1
+    assert batch.stats[1]["rejected"] == 5
+    rows = [r for r in batch.raw_rows if r.status == "rejected"]
+    assert len(rows) == 1
+    assert rows[0].detail.startswith("malformed_json")
+    assert rows[0].company_id == 1
+    warnings = [r for r in caplog.records if "rejected a frame" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_unmatched_topics_and_discovery(setup):
+    core, clock, batch = setup
+    core.set_discovery(1, True)
+    assert "+/events/rpc" in core.subscriptions(1)
+    assert f"{PREFIX}/events/rpc" not in core.subscriptions(1)  # covered: no copies
+    other = "shellypmminig3-112233445566"
+    core.handle(1, frame(T0, 40.0, prefix=other), batch)
+    core.handle(1, frame(T0 + 1, 41.0, prefix=other), batch)
+    assert batch.stats[1]["unmatched"] == 2
+    assert batch.discovered == {(1, other): {"src": other, "component": "pm1:0"}}
+    assert len([r for r in batch.raw_rows if r.status == "unmatched"]) == 1
+
+
+def test_polls_and_their_replies(setup):
+    core, clock, batch = setup
+    assert core.due_polls() == []
+    clock.now += 6
+    polls = core.due_polls()
+    assert len(polls) == 1
+    conn_id, topic, payload = polls[0]
+    assert (conn_id, topic) == (1, f"{PREFIX}/rpc")
+    request = json.loads(payload)
+    assert request["method"] == "PM1.GetStatus"
+    assert request["src"] == "owm-test"
+    reply = {
+        "id": request["id"],
+        "src": PREFIX,
+        "dst": "owm-test",
+        "result": {
+            "id": 0,
+            "apower": 230.5,
+            "voltage": 231.0,
+            "aenergy": {"total": 12.5},
+        },
+    }
+    core.handle(1, raw("owm-test/rpc", json.dumps(reply).encode()), batch)
+    assert core.devices[1].state_machine.power_w == 230.5
+    assert core.devices[1].energy_wh == 12.5
+    assert core.due_polls() == []  # just heard from it
+
+
+def test_silence_times_out_only_while_connected(setup):
+    core, clock, batch = setup
+    core.handle(1, frame(T0, 500.0), batch)
+    clock.now += 4
+    core.tick(batch)  # start debounce (3 s) + grace passed: the session opens
+    assert [op for op, _ in ops(batch)] == ["open"]
+    core.connection_down(1)
+    clock.now += 120
+    core.tick(batch)
+    assert [op for op, _ in ops(batch)] == ["open"], "a broker outage is not silence"
+    core.connection_up(1, session_present=True)
+    clock.now += 20.5
+    core.tick(batch)
+    assert [op for op, _ in ops(batch)] == ["open"]
+    clock.now += 1.0
+    core.tick(batch)
+    op, summary = ops(batch)[-1]
+    assert op == "close"
+    assert summary.end_reason == "timeout"
+    assert summary.end_time == T0
+    assert summary.start_time == T0
+
+
+def test_database_wins_about_manual_sessions(setup):
+    core, clock, batch = setup
+    core.handle(1, frame(T0, 50.0), batch)
+    # A user started a session by hand (the database has it, the machine not).
+    core.upsert_device(cfg(running_session_id=77, running_start_ts=T0 + 1), batch)
+    dev = core.devices[1]
+    assert dev.session_id == 77
+    assert dev.state_machine.session is not None
+    assert "open" not in [op for op, _ in ops(batch)]
+    # ... and stopped it by hand: the machine follows without writing anything.
+    core.upsert_device(cfg(), batch)
+    assert dev.session_id is None
+    assert dev.state_machine.session is None
+    assert "close" not in [op for op, _ in ops(batch)]
+
+
+def test_progress_of_running_sessions(setup):
+    core, clock, batch = setup
+    core.handle(1, frame(T0, 500.0), batch)
+    core.handle(1, frame(T0 + 5, 100.0), batch)
+    core.seal(batch)
+    assert [op for op, _ in ops(batch)] == ["open", "progress"]
+    core.committed(batch, WriteResult({1: 5}))
+    assert core.devices[1].session_id == 5
+    batch = Batch()
+    core.handle(1, frame(T0 + 6, 110.0), batch)  # still working: no state change
+    core.seal(batch)
+    assert ops(batch) == []  # durations are written every 30 s or on state changes
+    clock.now += 31
+    core.seal(batch)
+    progress = ops(batch)[0][1]
+    assert progress.start_time == T0
+    assert progress.end_time is None
+    assert progress.working_duration_s == pytest.approx(6.0)
+    assert progress.standby_duration_s == pytest.approx(0.0)
+    batch = Batch()
+    core.handle(1, frame(T0 + 7, 60.0), batch)  # working -> standby: written at once
+    core.seal(batch)
+    assert [op for op, _ in ops(batch)] == ["progress"]
+
+
+def test_discovery_is_capped(setup, caplog):
+    core, clock, batch = setup
+    core.set_discovery(1, True)
+    for n in range(150):
+        other = f"shellypmminig3-{0xFF0000000000 + n:012x}"
+        core.handle(1, frame(T0 + n, 40.0, prefix=other), batch)
+        clock.now += 1
+    assert len(batch.discovered) == 100
+    warnings = [r for r in caplog.records if "unknown Shelly devices" in r.getMessage()]
+    assert len(warnings) == 1
+    assert batch.stats[1]["unmatched"] == 150
+
+
+OTHER = "shellypmminig3-112233445566"
+
+
+@pytest.mark.log_exceptions
+def test_a_frame_that_meets_a_bug_is_logged_acked_and_the_rest_flows(setup, caplog):
+    """Each frame is handled under its own guard: an unexpected exception in
+    one machine's parser is logged (its traceback once), the frame becomes an
+    ``error`` raw row and stays in the acks, the machine is flagged, and the
+    other machine's readings go on as if nothing happened."""
+    core, clock, batch = setup
+    core.upsert_device(cfg(2, OTHER), batch)
+
+    def boom(topic, payload, received_at):
+        raise ZeroDivisionError("a bug met by this frame")
+
+    core.devices[1].parser.parse = boom
+    for n in range(4):
+        clock.now += 1
+        core.handle(1, frame(T0 + 10 * n, 500.0), batch)
+        core.handle(1, frame(T0 + 10 * n, 500.0, prefix=OTHER), batch)
+    assert len(batch.acks) == 8
+    assert [a[2] for a in batch.acks] == [1, 2] * 4
+    errors = [r for r in batch.raw_rows if r.status == "error"]
+    assert len(errors) == 4 and {r.device_id for r in errors} == {1}
+    assert errors[0].detail == "ZeroDivisionError: a bug met by this frame"
+    assert batch.stats[1]["errors"] == 4
+    assert batch.stats[1]["readings"] == 4
+    # The healthy machine opened its session; the broken one is flagged.
+    assert [kind for kind, _ in ops(batch, 2)] == ["open"]
+    assert ops(batch, 1) == []
+    core.seal(batch)
+    assert batch.live[1].fault == "ZeroDivisionError: a bug met by this frame"
+    assert batch.live[2].fault is None
+    tracebacks = [r for r in caplog.records if "could not be processed" in r.message]
+    assert len(tracebacks) == 1
+    assert "Traceback" in tracebacks[0].getMessage()
+    again = [r for r in caplog.records if "failed again" in r.getMessage()]
+    assert len(again) == 3
+    # Written once: the flag stays in the database, not in every later row.
+    core.committed(batch, WriteResult({2: 9}))
+    assert core.devices[1].fault is None
+
+
+@pytest.mark.log_exceptions
+def test_a_bug_with_no_machine_is_kept_too(setup, caplog, monkeypatch):
+    core, clock, batch = setup
+
+    def boom(*_args):
+        raise KeyError("routing")
+
+    monkeypatch.setattr(core, "_unmatched", boom)
+    with caplog.at_level("ERROR"):
+        core.handle(1, raw("nobody/listens/here", b"{}"), batch)
+    assert [a[2] for a in batch.acks] == [None]
+    (row,) = batch.raw_rows
+    assert (row.status, row.device_id, row.detail) == (
+        "error",
+        None,
+        "KeyError: 'routing'",
+    )

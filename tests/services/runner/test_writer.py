@@ -1,0 +1,121 @@
+# Copyright 2026 Open Workshop MQTT developers
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""The batch writer through the runner's own code path: IotBridgeService._flush
+opens ``Registry(db).cursor()``, which test mode turns into a cursor on this
+test's transaction.  No threads, no broker: messages are handed in directly."""
+
+import json
+
+from odoo.tests import tagged
+
+from ....services.engine.batch import OpenSession
+from ....services.runner.writer import LostOwnership, write_batch
+from .common import T0, RunnerCase
+
+
+@tagged("post_install", "-at_install")
+class TestFlushWriter(RunnerCase):
+    def test_one_batch_closes_a_session_and_opens_the_next(self):
+        steps = [(0, 0.0), (10, 500.0), (20, 50.0), (30, 1.0), (50, 600.0), (60, 700.0)]
+        for dt, watts in steps:
+            self.frame(T0 + dt, watts)
+        self.flush()
+        first, second = self.sessions()
+        self.assertEqual((first.start_ts, first.end_ts), (T0 + 10, T0 + 30))
+        self.assertEqual(first.state, "closed")
+        self.assertEqual(first.end_reason, "power_drop")
+        self.assertAlmostEqual(first.working_duration_s, 10.0)
+        self.assertAlmostEqual(first.standby_duration_s, 10.0)
+        self.assertAlmostEqual(first.energy_wh, (500 * 10 + 50 * 10) / 3600)
+        self.assertEqual(second.state, "running")
+        self.assertEqual(second.start_ts, T0 + 50)
+        self.assertAlmostEqual(second.working_duration_s, 10.0)
+        self.assertEqual(self.device.running_session_id, second)
+        self.assertEqual(self.device.current_state, "working")
+        self.assertEqual(self.device.current_power_w, 700.0)
+        self.assertTrue(self.device.online)
+        self.assertEqual(self.device.detector_snapshot["state"], "working")
+        self.assertEqual(self.device.parser_snapshot["status"]["apower"], 700.0)
+        # Every message acknowledged after the commit, logged once, counted once.
+        self.assertEqual(self.client.acked, list(range(1, 7)))
+        logged = self.env["mqtt.message"].search([("device_id", "=", self.device.id)])
+        self.assertEqual(
+            sorted(logged.mapped("device_ts")), [T0 + dt for dt, _ in steps]
+        )
+        self.assertEqual(self.connection.stat_received, 6)
+        self.assertEqual(self.connection.stat_readings, 6)
+        self.assertEqual(self.connection.state, "connected")
+        self.assertTrue(self.connection.heartbeat)
+        self.assertEqual(json.loads(self.connection.committed_mids), list(range(1, 7)))
+        # The live board hears about it (the bus row is written with the commit).
+        self.assertTrue(
+            self.env["bus.bus"].search_count(
+                [("channel", "like", "open_workshop_mqtt.group_user")]
+            )
+            or self.env["bus.bus"].search_count(
+                [("message", "like", "open_workshop_mqtt/devices")]
+            )
+        )
+
+    def test_a_redelivered_start_does_not_duplicate_the_session(self):
+        self.frame(T0, 500.0)
+        self.frame(T0 + 5, 500.0)
+        self.flush()
+        session = self.sessions()
+        self.assertEqual(len(session), 1)
+        # Lose the runner's memory of it (as after a crash before the commit
+        # of the device row): the same start comes again.
+        self.service.core.devices[self.device.id].session_id = None
+        self.batch.session_work(self.device.id, self.device.name).ops.append(
+            OpenSession(T0, False)
+        )
+        self.flush()
+        self.assertEqual(self.sessions(), session)
+
+    def test_a_session_closed_by_hand_is_not_reopened(self):
+        self.frame(T0, 500.0)
+        self.frame(T0 + 5, 500.0)
+        self.flush()
+        session = self.sessions()
+        session.action_stop()
+        self.assertEqual(session.end_reason, "manual")
+        end = session.end_ts
+        self.frame(T0 + 10, 520.0)
+        # The runner still holds it open and writes its progress: refused.
+        self.service.core.devices[self.device.id].progress_due = True
+        self.flush()
+        self.assertEqual(session.state, "closed")
+        self.assertEqual(session.end_ts, end)
+        self.assertEqual(session.end_reason, "manual")
+
+    def test_a_batch_of_a_taken_over_connection_never_lands(self):
+        self.frame(T0, 500.0)
+        self.connection.runner_token = "another-runner"
+        self.env.flush_all()
+        self.service.core.seal(self.batch)
+        self.batch.connections = self.service._connection_rows(self.batch)
+        with self.assertRaises(LostOwnership), self.cr.savepoint():
+            write_batch(self.env, self.batch)
+        self.assertFalse(self.env["mqtt.message"].search_count([]))
+        # Through the runner: the connection is released, nothing written or acked.
+        self.flush()
+        self.assertNotIn(self.connection.id, self.service.owned)
+        self.assertEqual(self.client.acked, [])
+        self.assertFalse(self.env["mqtt.message"].search_count([]))
+
+    def test_discovered_meters_wait_for_confirmation(self):
+        self.frame(T0, 40.0, prefix="shellypmminig3-ffeeddccbbaa")
+        self.frame(T0 + 1, 41.0, prefix="shellypmminig3-ffeeddccbbaa")
+        self.flush()
+        found = (
+            self.env["mqtt.device"]
+            .with_context(active_test=False)
+            .search([("topic_prefix", "=", "shellypmminig3-ffeeddccbbaa")])
+        )
+        self.assertEqual(len(found), 1)
+        self.assertFalse(found.active)
+        self.assertEqual(found.discovery_state, "discovered")
+        self.assertEqual(found.name, "shellypmminig3-ffeeddccbbaa")
+        self.assertEqual(self.connection.stat_unmatched, 2)
+        unmatched = self.env["mqtt.message"].search([("status", "=", "unmatched")])
+        self.assertEqual(len(unmatched), 1)
