@@ -13,6 +13,6 @@ def post_load():
 
     if "open_workshop_mqtt" not in odoo.conf.server_wide_modules:
         return  # loaded as an ordinary addon (registry load): no runner here
-    from .services import hosting
+    from .services.runner import hosting
 
     hosting.install()

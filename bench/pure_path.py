@@ -5,7 +5,7 @@
 Two figures:
 * ``parse+detect``: TopicRouter.match -> ShellyGen2Parser.parse ->
   SessionStateMachine.feed, the three pure pieces in a tight loop;
-* ``bridge core``: the same through ``BridgeCore.handle`` (what the runner's
+* ``engine``: the same through ``Engine.handle`` (what the runner's
   worker thread does per message: dedupe, rate cap, stats, events).
 Frames are realistic NotifyStatus deltas (bytes, as paho hands them over) with
 power cycling around the thresholds so sessions open and close.  Each figure
@@ -21,23 +21,22 @@ import pathlib
 import platform
 import sys
 import time
-import types
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-if "open_workshop_mqtt" not in sys.modules:
-    pkg = types.ModuleType("open_workshop_mqtt")
-    pkg.__path__ = [str(ROOT)]
-    sys.modules["open_workshop_mqtt"] = pkg
+sys.path.insert(0, str(ROOT / "tools"))
 
+from harness_base import import_addon  # noqa: E402
+
+import_addon()
 from open_workshop_mqtt.parsers import ShellyGen2Parser, TopicRouter  # noqa: E402
-from open_workshop_mqtt.services.bridge_core import Batch, BridgeCore  # noqa: E402
-from open_workshop_mqtt.services.device_runtime import DeviceConfig  # noqa: E402
-from open_workshop_mqtt.services.mqtt_client import InboundMessage  # noqa: E402
-from open_workshop_mqtt.services.session_detector import (  # noqa: E402
-    DetectorConfig,
+from open_workshop_mqtt.services.engine.batch import Batch  # noqa: E402
+from open_workshop_mqtt.services.engine.core import Engine  # noqa: E402
+from open_workshop_mqtt.services.engine.device import DeviceConfig  # noqa: E402
+from open_workshop_mqtt.services.engine.machine import (  # noqa: E402
     SessionStateMachine,
 )
+from open_workshop_mqtt.services.engine.types import DetectorConfig  # noqa: E402
+from open_workshop_mqtt.services.mqtt.inbound import InboundMessage  # noqa: E402
 
 T0 = 1_790_000_000.0
 POWERS = [0.0, 2.5, 35.0, 640.0, 655.5, 120.0, 30.0, 1.0]
@@ -88,7 +87,7 @@ def bench_pieces(data, devices):
 
 
 def bench_core(data, devices):
-    core = BridgeCore()
+    core = Engine()
     core.add_connection(1, "owm-bench", discovery=False)
     core.connection_up(1, session_present=False)
     batch = Batch()
@@ -152,13 +151,13 @@ def main():
         f"readings: {args.readings:,} over {args.devices} devices ({events:,} events)"
     )
     print(f"parse+detect (router, parser, machine): {pieces_rate:,.0f} readings/s")
-    print(f"bridge core (BridgeCore.handle):        {core_rate:,.0f} readings/s")
+    print(f"engine (Engine.handle):                 {core_rate:,.0f} readings/s")
     print(f"calibration (10M additions):            {calibration:.2f} s")
     print(
         json.dumps(
             {
                 "pure_readings_per_s": round(pieces_rate),
-                "bridge_core_readings_per_s": round(core_rate),
+                "engine_readings_per_s": round(core_rate),
                 "calibration_loop_s": round(calibration, 3),
                 "python": platform.python_version(),
             }

@@ -17,10 +17,10 @@ import odoo
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..services.bridge_registry import MAX_SESSION_EXPIRY_S
-from ..services.mqtt_connect import ClientSettings, probe_broker
-from ..services.mqtt_messages import Text
-from ..services.notify import create_revision_sequence, notify_runner
+from ..services.engine.fleet import MAX_SESSION_EXPIRY_S
+from ..services.mqtt.connect import ClientSettings, probe_broker
+from ..services.mqtt.texts import Text
+from .runner_signal import create_revision_sequence, notify_runner
 
 _logger = logging.getLogger(__name__)
 
@@ -186,6 +186,13 @@ class MqttConnection(models.Model):
         readonly=True,
         default=0,
         help="Frames older than what the meter already reported: changed nothing.",
+    )
+    stat_errors = fields.Integer(
+        string="Processing Errors",
+        readonly=True,
+        default=0,
+        help="Frames the runner met an unexpected error with (a bug to report); "
+        "each is in the raw log with status 'Processing Error'.",
     )
     committed_mids = fields.Char(
         readonly=True,

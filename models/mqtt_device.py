@@ -13,8 +13,12 @@ import re
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
+from ..parsers import PARSER_TYPES
 from ..parsers.topic_filter import validate_filter, validate_topic
-from ..services.notify import notify_runner
+from ..services.engine.types import DetectorConfig, State
+from .runner_signal import notify_runner
+
+DEFAULTS = DetectorConfig()
 
 COMPONENT_RE = {
     "shelly_gen2": re.compile(r"^(pm1|switch|light|em1):\d{1,2}$"),
@@ -50,13 +54,14 @@ MACHINE_ICONS = {
     "compressor": "fa-tachometer",
 }
 
-STATES = [
-    ("idle", "Off"),
-    ("starting", "Starting"),
-    ("standby", "Standby"),
-    ("working", "Working"),
-    ("stopping", "Stopping"),
-]
+_STATE_LABELS = {
+    State.IDLE: "Off",
+    State.STARTING: "Starting",
+    State.STANDBY: "Standby",
+    State.WORKING: "Working",
+    State.STOPPING: "Stopping",
+}
+STATES = [(state.value, _STATE_LABELS[state]) for state in State]
 
 
 class MqttDevice(models.Model):
@@ -93,11 +98,7 @@ class MqttDevice(models.Model):
         index=True,
     )
     parser_type = fields.Selection(
-        [
-            ("shelly_gen2", "Shelly Gen2/Gen3 (RPC, e.g. PM Mini Gen3)"),
-            ("shelly_gen1", "Shelly Gen1"),
-            ("generic_json", "Generic JSON or plain number"),
-        ],
+        list(PARSER_TYPES.items()),
         string="Meter Type",
         default="shelly_gen2",
         required=True,
@@ -139,32 +140,32 @@ class MqttDevice(models.Model):
 
     standby_threshold_w = fields.Float(
         string="Standby Threshold (W)",
-        default=20.0,
+        default=DEFAULTS.standby_threshold_w,
         help="From this power on, the machine counts as switched on (standby). "
         "Below it, it counts as off. Set it above the meter's idle noise.",
     )
     working_threshold_w = fields.Float(
         string="Working Threshold (W)",
-        default=100.0,
+        default=DEFAULTS.working_threshold_w,
         help="From this power on, the machine counts as working under load. "
         "Between the two thresholds it is in standby.",
     )
     start_debounce_s = fields.Float(
         string="Start Delay (s)",
-        default=3.0,
+        default=DEFAULTS.start_debounce_s,
         help="The power must stay above the standby threshold this long before a "
         "session opens. Filters switch-on spikes. The session starts at the first "
         "reading above the threshold.",
     )
     stop_debounce_s = fields.Float(
         string="Stop Delay (s)",
-        default=15.0,
+        default=DEFAULTS.stop_debounce_s,
         help="The power must stay below the standby threshold this long before the "
         "session ends. Short dips (a saw between two cuts) stay in one session.",
     )
     message_timeout_s = fields.Float(
         string="Silence Timeout (s)",
-        default=20.0,
+        default=DEFAULTS.message_timeout_s,
         help="A running session ends (reason 'timeout') when the meter says nothing "
         "for this long. Keep it above the poll interval.",
     )
@@ -196,6 +197,13 @@ class MqttDevice(models.Model):
     meter_error = fields.Char(readonly=True)
     rate_limited = fields.Boolean(
         readonly=True, help="The meter currently sends more than its message cap."
+    )
+    fault = fields.Char(
+        string="Processing Error",
+        readonly=True,
+        help="The runner met an unexpected error with one of this meter's frames "
+        "(a bug to report): the frame was logged as an error in the raw log and "
+        "the other frames went on. Dismiss it once looked at.",
     )
     detector_snapshot = fields.Json(readonly=True, copy=False)
     parser_snapshot = fields.Json(readonly=True, copy=False)
@@ -429,6 +437,21 @@ class MqttDevice(models.Model):
             "search_default_filter_running": 0,
         }
         return action
+
+    def _detector_config(self):
+        """The machine's detector parameters as the engine takes them."""
+        self.ensure_one()
+        return DetectorConfig(
+            standby_threshold_w=self.standby_threshold_w,
+            working_threshold_w=self.working_threshold_w,
+            start_debounce_s=self.start_debounce_s,
+            stop_debounce_s=self.stop_debounce_s,
+            message_timeout_s=self.message_timeout_s,
+        )
+
+    def action_dismiss_fault(self):
+        self.sudo().write({"fault": False})
+        return True
 
     def action_confirm_discovered(self):
         self.write({"discovery_state": "confirmed", "active": True})

@@ -12,6 +12,8 @@ import logging
 
 from odoo import api, fields, models
 
+from ..services.engine.batch import RAW_STATUSES
+
 _logger = logging.getLogger(__name__)
 
 PARAM_RETENTION_DAYS = "open_workshop_mqtt.message_retention_days"
@@ -21,6 +23,15 @@ DEFAULT_RETENTION_DAYS = 7
 DEFAULT_MAX_ROWS = 1_000_000
 DEFAULT_MAX_PAYLOAD = 4096
 GC_CHUNK = 50_000
+_STATUS_LABELS = {
+    "reading": "Reading",
+    "not_reading": "Not a Reading",
+    "rejected": "Rejected",
+    "unmatched": "No Matching Device",
+    "rate_limited": "Rate-Limited",
+    "duplicate": "Duplicate",
+    "error": "Processing Error",
+}
 
 
 class MqttMessage(models.Model):
@@ -45,15 +56,7 @@ class MqttMessage(models.Model):
     received_at = fields.Datetime(index=True, readonly=True)
     device_ts = fields.Float(string="Device Time", readonly=True)
     status = fields.Selection(
-        [
-            ("reading", "Reading"),
-            ("not_reading", "Not a Reading"),
-            ("rejected", "Rejected"),
-            ("unmatched", "No Matching Device"),
-            ("rate_limited", "Rate-Limited"),
-            ("duplicate", "Duplicate"),
-        ],
-        readonly=True,
+        [(status, _STATUS_LABELS[status]) for status in RAW_STATUSES], readonly=True
     )
     detail = fields.Char(readonly=True)
     power_w = fields.Float(string="Power (W)", readonly=True)

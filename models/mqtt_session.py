@@ -10,26 +10,63 @@ machine starting at the same instant (a redelivered frame cannot duplicate).
 """
 
 import time
-from datetime import UTC, datetime
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
-from ..services.notify import notify_runner
+from ..services.engine.machine import SessionStateMachine
+from ..services.engine.timebase import to_utc
+from ..services.engine.types import (
+    END_REASONS,
+    MANUAL,
+    OFFLINE,
+    POWER_DROP,
+    TIMEOUT,
+    SessionClosed,
+    SessionSummary,
+)
+from .runner_signal import notify_runner
 
-END_REASONS = [
-    ("power_drop", "Power Drop"),
-    ("timeout", "Timeout"),
-    ("offline", "Meter Offline"),
-    ("manual", "Manual"),
-]
+_END_REASON_LABELS = {
+    POWER_DROP: "Power Drop",
+    TIMEOUT: "Timeout",
+    OFFLINE: "Meter Offline",
+    MANUAL: "Manual",
+}
+END_REASON_SELECTION = [(reason, _END_REASON_LABELS[reason]) for reason in END_REASONS]
 
 
-def ts_to_datetime(ts):
-    """Device time (Unix seconds) -> naive UTC datetime as Odoo stores it."""
-    if ts is None:
-        return False
-    return datetime.fromtimestamp(ts, tz=UTC).replace(tzinfo=None)
+def new_session_values(device_id, start_ts, origin, user_id=None):
+    """The values of a new running session: the runner, a person's manual
+    start and the tools all open sessions with these."""
+    return {
+        "device_id": device_id,
+        "start_ts": start_ts,
+        "start_time": to_utc(start_ts),
+        "last_update_ts": start_ts,
+        "origin": origin,
+        "started_by_id": user_id,
+    }
+
+
+def session_values(summary: SessionSummary):
+    """The values of a running or closed session the engine summarised."""
+    vals = {
+        "start_ts": summary.start_time,
+        "start_time": to_utc(summary.start_time),
+        "standby_duration_s": summary.standby_duration_s,
+        "working_duration_s": summary.working_duration_s,
+        "energy_wh": summary.energy_wh,
+        "last_update_ts": summary.start_time + summary.total_duration_s,
+    }
+    if summary.end_time is not None:
+        vals.update(
+            state="closed",
+            end_ts=summary.end_time,
+            end_time=to_utc(summary.end_time),
+            end_reason=summary.end_reason,
+        )
+    return vals
 
 
 class MqttSession(models.Model):
@@ -92,7 +129,7 @@ class MqttSession(models.Model):
         aggregator="avg",
         digits=(16, 1),
     )
-    end_reason = fields.Selection(END_REASONS)
+    end_reason = fields.Selection(END_REASON_SELECTION)
 
     @api.depends("device_id.name", "start_time")
     @api.depends_context("tz")
@@ -143,23 +180,18 @@ class MqttSession(models.Model):
             [("device_id", "=", device.id), ("state", "=", "running")], limit=1
         ):
             raise UserError(_("%s already has a running session.", device.name))
-        start_ts = _device_now(device)
-        session = self.sudo().create(
-            {
-                "device_id": device.id,
-                "start_ts": start_ts,
-                "start_time": ts_to_datetime(start_ts),
-                "last_update_ts": start_ts,
-                "origin": "manual",
-                "started_by_id": self.env.uid,
-            }
+        values = new_session_values(
+            device.id, _device_now(device), "manual", self.env.uid
         )
+        session = self.sudo().create(values)
         device.running_session_id = session
         return session
 
     def _close_manual(self):
-        """Close now; the time since the runner's last update counts in the
-        machine's current state, so standby + working == end - start holds."""
+        """Close now, by the engine's own rules: the machine's state machine as
+        the runner last stored it is stopped by hand, so the time since the
+        runner's last update counts in the machine's current state and its
+        energy by the engine's one rule (standby + working == end - start)."""
         self.ensure_one()
         session = self.sudo()
         # Lock the row: the runner may be updating the same session right now.
@@ -172,23 +204,8 @@ class MqttSession(models.Model):
         device = session.device_id
         last = session.last_update_ts or session.start_ts
         end_ts = max(_device_now(device), last, session.start_ts)
-        rest = (end_ts - session.start_ts) - (
-            session.standby_duration_s + session.working_duration_s
-        )
-        rest = max(rest, 0.0)
-        vals = {
-            "state": "closed",
-            "end_ts": end_ts,
-            "end_time": ts_to_datetime(end_ts),
-            "last_update_ts": end_ts,
-            "end_reason": "manual",
-            "stopped_by_id": self.env.uid,
-            "energy_wh": session.energy_wh + device.current_power_w * rest / 3600.0,
-        }
-        if device.current_state == "working":
-            vals["working_duration_s"] = session.working_duration_s + rest
-        else:
-            vals["standby_duration_s"] = session.standby_duration_s + rest
+        vals = session_values(_closing_summary(device, session, last, end_ts))
+        vals["stopped_by_id"] = self.env.uid
         session.write(vals)
         if device.running_session_id == session:
             device.running_session_id = False
@@ -201,6 +218,43 @@ class MqttSession(models.Model):
         if self:
             notify_runner(self.env.cr)
         return True
+
+
+def _closing_summary(device, session, last, end_ts):
+    """The session closed by hand at ``end_ts``, by the engine's rules.
+
+    The machine's state machine as the runner last stored it, when it holds
+    this session, is stopped there.  Otherwise (no runner, or its state is
+    gone) the session keeps what the runner wrote up to ``last`` and the rest
+    is what the engine makes of the machine's current power held since then.
+    """
+    config = device._detector_config()
+    if device.detector_snapshot:
+        try:
+            machine = SessionStateMachine.restore(config, device.detector_snapshot)
+        except (ValueError, TypeError, KeyError):
+            machine = None
+        open_session = machine.session if machine is not None else None
+        if open_session is not None and open_session.start_time == session.start_ts:
+            return _stopped(machine, end_ts)
+    machine = SessionStateMachine(config)
+    machine.feed(last, device.current_power_w or 0.0)
+    machine.manual_start(last)
+    rest = _stopped(machine, end_ts)
+    return SessionSummary(
+        session.start_ts,
+        rest.end_time,
+        session.standby_duration_s + rest.standby_duration_s,
+        session.working_duration_s + rest.working_duration_s,
+        session.energy_wh + rest.energy_wh,
+        MANUAL,
+    )
+
+
+def _stopped(machine, end_ts):
+    """The summary of ``machine``'s open session stopped by hand at ``end_ts``."""
+    events = machine.manual_stop(end_ts, apply_deadlines=False)
+    return next(e.summary for e in events if type(e) is SessionClosed)
 
 
 def _device_now(device):

@@ -1,16 +1,27 @@
-# Odoo-layer tests, run by Odoo's test runner (as odoo.addons.open_workshop_mqtt.tests).
-# The pure tests (tests/unit) and the end-to-end tests (tests/e2e) run under plain
-# pytest, which imports this package too: only Odoo's loader gets the test modules.
+"""The tests, mirroring the packages: parsers/, services/{engine,mqtt,runner}/,
+models/, browser/, tools/ and e2e/ (README, "Testing").
+
+pytest collects them all; the Odoo-layer ones (models/, services/runner/,
+browser/) need pytest-odoo (``--odoo-database``, ``--odoo-http``).  Odoo's
+own test runner runs those too, while it installs the addon in CI (pytest-odoo
+runs everything after installation; Odoo's runner also catches what only
+shows during an install).  For it, this package, imported as
+``odoo.addons.open_workshop_mqtt.tests``, names the Odoo-layer test modules;
+imported any other way it imports nothing (no Odoo).
+"""
+
 if __name__.startswith("odoo.addons."):
-    from . import test_connection
-    from . import test_device
-    from . import test_session
-    from . import test_security
-    from . import test_message
-    from . import test_flush_writer
-    from . import test_tour_live_board
-    from . import test_dashboard
-    from . import test_i18n
-    from . import test_security_rpc
-    from . import test_security_company
-    from . import test_security_secrets
+    from .browser import test_tour_live_board
+    from .models import (
+        test_connection,
+        test_dashboard,
+        test_device,
+        test_i18n,
+        test_message,
+        test_security,
+        test_security_company,
+        test_security_rpc,
+        test_security_secrets,
+        test_session,
+    )
+    from .services.runner import test_writer

@@ -2,7 +2,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 from odoo.tests.common import TransactionCase, new_test_user
 
-from ..models.mqtt_session import ts_to_datetime
+from ..services.engine.timebase import to_utc
 
 
 class WorkshopCase(TransactionCase):
@@ -58,10 +58,10 @@ class WorkshopCase(TransactionCase):
         values = {
             "device_id": device.id,
             "start_ts": start_ts,
-            "start_time": ts_to_datetime(start_ts),
+            "start_time": to_utc(start_ts),
             "last_update_ts": start_ts,
         }
         values.update(vals)
         if values.get("end_ts"):
-            values.setdefault("end_time", ts_to_datetime(values["end_ts"]))
+            values.setdefault("end_time", to_utc(values["end_ts"]))
         return self.env["mqtt.session"].create(values)

@@ -19,14 +19,15 @@ import sys
 import urllib.request
 import zoneinfo
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+from harness_base import import_addon  # noqa: E402
 from shelly_sim import Meter  # noqa: E402
 
-from parsers import ParseError, ShellyGen2Parser  # noqa: E402
-from services.session_detector import DetectorConfig, replay  # noqa: E402
+import_addon()
+from open_workshop_mqtt.parsers import ParseError, ShellyGen2Parser  # noqa: E402
+from open_workshop_mqtt.services.engine.replay import replay  # noqa: E402
+from open_workshop_mqtt.services.engine.types import DetectorConfig  # noqa: E402
 
 PROFILES = {
     "laser": "laser",

@@ -63,10 +63,9 @@ def odoo_command():
     return [python, out.splitlines()[-1]]
 
 
-def addons_path():
-    """The Odoo addons plus a folder where this checkout is named open_workshop_mqtt."""
-    if os.environ.get("OWM_ADDONS_PATH"):
-        return os.environ["OWM_ADDONS_PATH"]
+def addon_link_dir():
+    """A folder where this checkout is named open_workshop_mqtt, whatever its
+    own folder is called (Odoo and Python know the addon by that name)."""
     link_dir = (
         pathlib.Path(tempfile.gettempdir()) / f"owm-addons-{os.getuid()}-{ROOT.name}"
     )
@@ -74,7 +73,26 @@ def addons_path():
     link = link_dir / ADDON
     if not link.exists():
         link.symlink_to(ROOT)
-    return f"{odoo_default_addons_path()},{link_dir}"
+    return link_dir
+
+
+def import_addon():
+    """The addon package for a tool that uses its pure layers (parsers, the
+    engine), imported by its one name ``open_workshop_mqtt``: outside Odoo it
+    imports nothing of Odoo (its ``__init__``)."""
+    import importlib
+
+    link_dir = str(addon_link_dir())
+    if link_dir not in sys.path:
+        sys.path.insert(0, link_dir)
+    return importlib.import_module(ADDON)
+
+
+def addons_path():
+    """The Odoo addons plus a folder where this checkout is named open_workshop_mqtt."""
+    if os.environ.get("OWM_ADDONS_PATH"):
+        return os.environ["OWM_ADDONS_PATH"]
+    return f"{odoo_default_addons_path()},{addon_link_dir()}"
 
 
 ODOO_ADDONS_SNIPPET = (

@@ -3,7 +3,7 @@
 
 Each virtual meter (device id ``shellypmminig3-<12 hex>``, component ``pm1:0``)
 plays a machine profile (see shelly_profiles.py) and speaks the firmware's
-MQTT dialect (DESIGN.md "Shelly specifics"):
+MQTT dialect (tests/fixtures/shelly_captures/README.md has the facts):
 
 - ``<prefix>/online``: ``true`` after connect; ``false`` is its Last Will.
 - ``<prefix>/events/rpc``: a ``NotifyFullStatus`` after connect, then

@@ -381,4 +381,4 @@ def test_a_malformed_component_is_refused_in_words(component):
 def test_a_surprise_inside_a_parser_is_an_unexpected_shape():
     err = unexpected(KeyError("apower"))
     assert type(err) is UnexpectedShape
-    assert (err.code, str(err)) == ("unexpected_shape", "KeyError: 'apower'")
+    assert (err.code, err.detail) == ("unexpected_shape", "KeyError: 'apower'")

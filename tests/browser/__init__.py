@@ -1,0 +1,1 @@
+"""The browser tour (Odoo's test runner: it needs Odoo's HTTP server)."""

@@ -1,0 +1,1 @@
+"""Tests of ``parsers`` (pure): each message kind, fuzzing, the real captures."""

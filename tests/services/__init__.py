@@ -1,0 +1,1 @@
+"""Tests of ``services``, one package per layer."""

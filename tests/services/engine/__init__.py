@@ -1,0 +1,1 @@
+"""Tests of ``services/engine`` (pure): the state machine, the engine, purity."""

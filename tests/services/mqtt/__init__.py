@@ -1,0 +1,1 @@
+"""Tests of ``services/mqtt``: texts, the tuned paho client, the backoff."""

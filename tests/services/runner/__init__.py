@@ -1,0 +1,1 @@
+"""Tests of ``services/runner`` under Odoo (pytest-odoo): writer, flush policy."""

@@ -1,0 +1,161 @@
+# Copyright 2026 Open Workshop MQTT developers
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""No frame and no batch can stall the runner, and the retry policy.
+
+Faults are injected (patched in) at the two points where a bug could hold
+every machine back: handling a frame (the engine's guard) and writing a
+batch (the writer's isolating retry).  In both, the other machine's readings
+are committed, every frame is acknowledged once, and nothing accepted is
+lost: the frames met by the bug are in the raw log as ``error`` rows.
+"""
+
+from unittest.mock import patch
+
+import psycopg2.errors
+import pytest
+
+from odoo.tests import tagged
+
+from ....services.runner import flush, writer
+from ....services.runner.config import load_devices
+from ....services.runner.detector import SessionDetector
+from .common import T0, RunnerCase
+
+PATTERN = [(0, 0.0), (10, 500.0), (20, 520.0), (30, 1.0), (50, 600.0), (55, 610.0)]
+
+
+def fails_for(device_id, original):
+    """``SessionDetector.apply`` that raises for one machine only."""
+
+    def apply(self, env, work, running):
+        if self.device_id == device_id:
+            raise TypeError("a bug met by this machine's sessions")
+        return original(self, env, work, running)
+
+    return apply
+
+
+@tagged("post_install", "-at_install")
+class TestNothingStallsTheRunner(RunnerCase):
+    def play(self):
+        for dt, watts in PATTERN:
+            self.frame(T0 + dt, watts)
+            self.frame(T0 + dt, watts, prefix=self.other.topic_prefix)
+
+    def assert_other_machine_went_on(self):
+        first, second = self.sessions(self.other)
+        self.assertEqual((first.start_ts, first.end_ts), (T0 + 10, T0 + 30))
+        self.assertEqual((second.start_ts, second.state), (T0 + 50, "running"))
+        self.assertEqual(len(self.raw_rows(self.other, "reading")), len(PATTERN))
+        self.assertEqual(self.other.current_power_w, 610.0)
+        self.assertFalse(self.other.fault)
+
+    @pytest.mark.log_exceptions
+    def test_a_frame_that_meets_a_bug(self):
+        parser = self.service.core.devices[self.device.id].parser
+        with patch.object(parser, "parse", side_effect=ZeroDivisionError("parser bug")):
+            self.play()
+            self.flush()
+        self.assert_other_machine_went_on()
+        errors = self.raw_rows(self.device, "error")
+        self.assertEqual(len(errors), len(PATTERN))
+        self.assertEqual(
+            set(errors.mapped("detail")), {"ZeroDivisionError: parser bug"}
+        )
+        self.assertFalse(self.sessions())
+        self.assertEqual(self.device.fault, "ZeroDivisionError: parser bug")
+        self.assertEqual(self.client.acked, list(range(1, 2 * len(PATTERN) + 1)))
+        self.assertEqual(self.connection.stat_errors, len(PATTERN))
+        self.assertEqual(self.connection.stat_received, 2 * len(PATTERN))
+
+    @pytest.mark.log_exceptions
+    def test_a_batch_whose_write_meets_a_bug(self):
+        original = SessionDetector.apply
+        with patch.object(
+            SessionDetector, "apply", fails_for(self.device.id, original)
+        ):
+            self.play()
+            self.flush()
+        self.assert_other_machine_went_on()
+        # The failing machine's part is quarantined: its frames are error
+        # rows, acknowledged; it is flagged and reloaded from the database.
+        errors = self.raw_rows(self.device, "error")
+        self.assertEqual(len(errors), len(PATTERN))
+        self.assertEqual(
+            set(errors.mapped("detail")),
+            {"TypeError: a bug met by this machine's sessions"},
+        )
+        self.assertFalse(self.raw_rows(self.device, "reading"))
+        self.assertFalse(self.sessions())
+        self.assertEqual(
+            self.device.fault, "TypeError: a bug met by this machine's sessions"
+        )
+        self.assertEqual(self.client.acked, list(range(1, 2 * len(PATTERN) + 1)))
+        self.assertEqual(self.connection.stat_errors, len(PATTERN))
+        self.assertNotIn(self.device.id, self.service.core.devices)
+        self.assertTrue(self.service._reload)
+        # Once the bug is gone, the machine's next readings count again (the
+        # reconcile the flag asks for reloads it as this does).
+        for cfg in load_devices(self.env, [self.connection.id]):
+            self.service.core.upsert_device(cfg, self.batch)
+        self.frame(T0 + 100, 500.0)
+        self.frame(T0 + 110, 500.0)
+        self.flush()
+        self.assertEqual(self.sessions().start_ts, T0 + 100)
+
+    def test_a_serialization_conflict_is_retried_and_written_once(self):
+        real = writer.write_batch
+        calls = []
+
+        def conflict_once(env, batch, **kw):
+            calls.append(kw.get("isolate"))
+            if len(calls) == 1:
+                raise psycopg2.errors.SerializationFailure("could not serialize")
+            return real(env, batch, **kw)
+
+        self.play()
+        with patch.object(flush, "write_batch", conflict_once):
+            self.flush()
+        self.assertEqual(calls, [False, False])  # retried as it was, not isolated
+        self.assertEqual(len(self.sessions()), 2)
+        self.assertEqual(len(self.raw_rows(self.device, "reading")), len(PATTERN))
+        self.assertEqual(len(self.client.acked), 2 * len(PATTERN))
+        self.assertEqual(self.connection.stat_received, 2 * len(PATTERN))
+
+    def test_a_lost_database_connection_is_retried_and_shown(self):
+        real = writer.write_batch
+        calls = []
+
+        def lost_twice(env, batch, **kw):
+            calls.append(kw.get("isolate"))
+            if len(calls) <= 2:
+                raise psycopg2.OperationalError("server closed the connection")
+            return real(env, batch, **kw)
+
+        self.play()
+        with patch.object(flush, "write_batch", lost_twice):
+            self.flush()
+        self.assertEqual(calls, [False, False, False])
+        self.assertEqual(self.service.flush_errors, 2)
+        self.assertEqual(len(self.raw_rows(self.other, "reading")), len(PATTERN))
+        # Recovered: the form does not keep the error.
+        self.assertFalse(self.service.owned[self.connection.id].last_error)
+
+    def test_a_stop_leaves_a_failing_batch_unacknowledged(self):
+        self.play()
+        self.service._stop.set()
+        with patch.object(
+            flush,
+            "write_batch",
+            side_effect=psycopg2.OperationalError("the database went away"),
+        ):
+            self.flush()
+        self.assertEqual(self.client.acked, [])
+        self.assertFalse(self.raw_rows(self.other, "reading"))
+
+    def test_retry_delays_grow_and_spread(self):
+        backoff = flush.retry_backoff()
+        delays = [backoff.next() for _ in range(12)]
+        self.assertTrue(0.05 <= delays[0] <= 0.1)
+        self.assertTrue(all(d <= 20.0 for d in delays))
+        self.assertGreaterEqual(max(delays), 10.0)
