@@ -14,6 +14,7 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
+from .history import Chunk
 from .types import SessionSummary
 
 
@@ -92,6 +93,10 @@ class LiveRow(NamedTuple):
     parser_snapshot: dict | None
     shelly_id: str | None
     session_id: int | None
+    # The power history: bytes to append to the stored tail (the whole tail
+    # when ``history_reset``), None when no history is kept.
+    history_append: bytes | None = None
+    history_reset: bool = False
 
 
 # What a raw log row says of its frame (``RawRow.status``): applied, not a
@@ -160,6 +165,7 @@ class Batch:
         self.problem_rows = 0
         # Filled when the batch is sealed:
         self.live: dict[int, LiveRow] = {}
+        self.history_chunks: list[Chunk] = []
         self.connections: dict[int, ConnectionRow] = {}
         self.notify: list[int] | None = None
         # Machines the writer must not touch (a write of theirs failed):
@@ -199,6 +205,7 @@ class Batch:
                 del self.sessions[dev_id]
         self.dirty = {d for d in self.dirty if d in devices}
         self.live = {d: row for d, row in self.live.items() if d in devices}
+        self.history_chunks = [c for c in self.history_chunks if c.device_id in devices]
         for conn_id in lost:
             self.stats.pop(conn_id, None)
             self.done_mids.pop(conn_id, None)
@@ -213,3 +220,6 @@ class Batch:
         self.live.pop(device_id, None)
         self.dirty.discard(device_id)
         self.raw_rows = [r for r in self.raw_rows if r.device_id != device_id]
+        self.history_chunks = [
+            c for c in self.history_chunks if c.device_id != device_id
+        ]

@@ -38,6 +38,7 @@ from .batch import (
 )
 from .device import DeviceRuntime
 from .fleet import Fleet
+from .history import OFFLINE, ONLINE, READ, TICK, grid
 from .types import Event, SessionClosed, SessionOpened
 
 _logger = logging.getLogger(__name__)
@@ -58,9 +59,12 @@ class Engine(Fleet):
     """Routes, parses and detects for every machine of the owned connections."""
 
     def __init__(
-        self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        history: bool = True,
     ) -> None:
-        super().__init__(limits, clock)
+        super().__init__(limits, clock, history)
         self._to_notify: set[int] = set()
         self._notified_at = -1e9
         self._fault_logged: set[tuple[int | None, str]] = set()  # (machine, type)
@@ -216,10 +220,11 @@ class Engine(Fleet):
             dev.shelly_id = reading.device_key
             self._by_shelly_id[dev.shelly_id] = dev.id
         machine = dev.state_machine
+        ts = grid(reading.ts)
         if reading.online is not None:
             dev.online = reading.online
-            if not reading.online:
-                self._apply_events(dev, machine.offline(reading.ts), batch)
+            kind = ONLINE if reading.online else OFFLINE
+            self._apply_events(dev, dev.take(kind, ts), batch)
             return "reading"
         dev.online = True
         if reading.meter_errors:
@@ -229,11 +234,12 @@ class Engine(Fleet):
         if reading.energy_wh is not None:
             dev.energy_wh = reading.energy_wh
         last_ts = machine.last_ts
-        if last_ts is not None and reading.ts <= last_ts:
+        if last_ts is not None and ts <= last_ts:
             return "duplicate"  # stale or redelivered: changes nothing
         if reading.power_w is None:
             return "reading"  # a counter alone (kept above): nothing to feed
-        events = machine.feed(reading.ts, reading.power_w, reading.energy_wh)
+        energy = None if reading.energy_wh is None else grid(reading.energy_wh)
+        events = dev.take(READ, ts, grid(reading.power_w), energy)
         self._apply_events(dev, events, batch)
         return "reading"
 
@@ -367,7 +373,7 @@ class Engine(Fleet):
                 continue
             now = self._virtual_now(dev)
             if now >= deadline + TICK_GRACE_S:
-                self._apply_events(dev, dev.state_machine.tick(now), batch)
+                self._apply_events(dev, dev.take(TICK, grid(now)), batch)
 
     def due_polls(self) -> list[tuple[int, str, str]]:
         """[(connection id, topic, payload)] of status polls to publish now."""
@@ -407,11 +413,15 @@ class Engine(Fleet):
         for dev_id, work in batch.sessions.items():
             dev = self.devices.get(dev_id)
             work.session_id = dev.session_id if dev is not None else None
-        batch.live = {
-            dev_id: self.devices[dev_id].live_row()
-            for dev_id in batch.dirty
-            if dev_id in self.devices
-        }
+        batch.live = {}
+        batch.history_chunks = []
+        for dev_id in batch.dirty:
+            dev = self.devices.get(dev_id)
+            if dev is None:
+                continue
+            batch.live[dev_id] = dev.live_row()
+            if dev.history is not None:
+                batch.history_chunks.extend(dev.history.chunks)
         batch.notify = self._notification(batch)
 
     def _progress_ops(self, batch: Batch) -> None:
@@ -455,6 +465,8 @@ class Engine(Fleet):
             if dev is not None:
                 dev.state_changed = False
                 dev.fault = None  # written: it stays until a manager dismisses it
+                if dev.history is not None:
+                    dev.history.written()
         if batch.notify is not None:
             self._to_notify.clear()
             self._notified_at = self.clock()

@@ -6,13 +6,22 @@ nothing here holds a record, an environment or a cursor across threads.
 """
 
 import logging
+import struct
 from dataclasses import dataclass, field
 
 from ...parsers import Parser
 from .batch import LiveRow
+from .history import (
+    MANUAL_START,
+    OFFLINE,
+    ONLINE,
+    READ,
+    TICK,
+    HistoryTail,
+)
 from .machine import SessionStateMachine
 from .rate_limit import TokenBucket
-from .types import DetectorConfig
+from .types import DetectorConfig, Event
 
 _logger = logging.getLogger(__name__)
 
@@ -39,6 +48,7 @@ class DeviceConfig:
     parser_snapshot: dict | None = field(default=None, compare=False)
     running_session_id: int | None = field(default=None, compare=False)
     running_start_ts: float | None = field(default=None, compare=False)
+    history_tail: bytes | None = field(default=None, compare=False, repr=False)
 
     def parser_key(self) -> tuple:
         return (
@@ -58,10 +68,13 @@ class DeviceRuntime:
     open, once the writer has created it (None before, and when idle).
     """
 
-    def __init__(self, cfg: DeviceConfig, parser: Parser, now: float) -> None:
+    def __init__(
+        self, cfg: DeviceConfig, parser: Parser, now: float, history: bool = True
+    ) -> None:
         self.cfg = cfg
         self.parser = parser
         self.state_machine = _state_machine(cfg)
+        self.history = _history(cfg) if history else None
         has_session = self.state_machine.session is not None
         self.session_id = cfg.running_session_id if has_session else None
         self.filters: list[str] = []
@@ -95,6 +108,48 @@ class DeviceRuntime:
     def connection_id(self) -> int:
         return self.cfg.connection_id
 
+    def take(
+        self,
+        kind: int,
+        ts: float,
+        power_w: float | None = None,
+        energy_wh: float | None = None,
+    ) -> list[Event]:
+        """Give the state machine one input; keep it in the history when taken.
+
+        Values are on the history's grid (``history.grid``).  A reading the
+        machine refused (stale) is not kept; a tick only when it changed
+        something; an offline notice or a manual input at the time it took
+        effect (a late one counts from the processed time).
+        """
+        machine = self.state_machine
+        history = self.history
+        snapshot = None
+        if history is not None and history.wants_snapshot(ts):
+            snapshot = machine.snapshot()
+        if kind == READ:
+            before = machine.last_ts
+            assert power_w is not None
+            events = machine.feed(ts, power_w, energy_wh)
+            taken = machine.last_ts != before
+        elif kind == TICK:
+            events = machine.tick(ts)
+            taken = bool(events)
+        elif kind == ONLINE:
+            events, taken = [], True  # kept for the record; no input
+        else:
+            if kind == OFFLINE:
+                events = machine.offline(ts)
+            elif kind == MANUAL_START:
+                events = machine.manual_start(ts)
+            else:
+                events = machine.manual_stop(ts)
+            taken = True
+            ts = machine.now if machine.now is not None else ts
+        if taken and history is not None:
+            history.add(kind, ts, power_w, energy_wh, snapshot)
+        return events
+
     def reconfigure(self, cfg: DeviceConfig) -> None:
         if cfg.detector != self.cfg.detector:
             self.state_machine.reconfigure(cfg.detector)
@@ -109,6 +164,9 @@ class DeviceRuntime:
         sessions are computed from (unknown, after a timeout or the meter's
         Last Will, shows as 0 W)."""
         machine = self.state_machine
+        append, reset = None, False
+        if self.history is not None:
+            append, reset, _chunks = self.history.pending()
         return LiveRow(
             self.cfg.id,
             machine.state.value,
@@ -123,7 +181,24 @@ class DeviceRuntime:
             self.parser.snapshot(),
             self.shelly_id,
             self.session_id,
+            append,
+            reset,
         )
+
+
+def _history(cfg: DeviceConfig) -> HistoryTail:
+    """The machine's history tail, continuing the one the database holds."""
+    try:
+        return HistoryTail(cfg.id, cfg.company_id, cfg.history_tail)
+    except (ValueError, IndexError, struct.error) as exc:
+        _logger.warning(
+            "Machine %s: stored history tail unreadable (%s); starting a new one",
+            cfg.name,
+            exc,
+        )
+        tail = HistoryTail(cfg.id, cfg.company_id)
+        tail.reset = True  # replace the unreadable one
+        return tail
 
 
 def _state_machine(cfg: DeviceConfig) -> SessionStateMachine:

@@ -17,6 +17,7 @@ from ...parsers import Limits, Parser, TopicRouter, make_parser, subscriptions_f
 from ...parsers.topic_filter import minimal_filters
 from .batch import Batch
 from .device import DeviceConfig, DeviceRuntime
+from .history import MANUAL_START, MANUAL_STOP, TICK, grid
 from .types import Event, SessionOpened
 
 # Live traffic has a real receive clock: a meter clock a day ahead is not
@@ -33,10 +34,14 @@ class Fleet:
     the machines' session state kept in line with the database."""
 
     def __init__(
-        self, limits: Limits | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        limits: Limits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        history: bool = True,
     ) -> None:
         self.limits = limits or LIVE_LIMITS
         self.clock = clock
+        self.history = history  # keep every machine's power history
         self.devices: dict[int, DeviceRuntime] = {}
         # connection id -> TopicRouter(filter -> device id)
         self._routers: dict[int, TopicRouter[int]] = {}
@@ -141,7 +146,7 @@ class Fleet:
         dev = self.devices.get(cfg.id)
         if dev is None:
             parser = self._make_parser(cfg)
-            dev = DeviceRuntime(cfg, parser, self.clock())
+            dev = DeviceRuntime(cfg, parser, self.clock(), self.history)
             self.devices[cfg.id] = dev
             self._route(dev)
             self._sync_session(dev, cfg, batch)
@@ -232,14 +237,18 @@ class Fleet:
         machine = dev.state_machine
         if dev.session_id == db_id and (db_id is None) == (machine.session is None):
             return
-        now = self._virtual_now(dev)
+        now = grid(self._virtual_now(dev))
         if machine.session is not None:
             # Our session is gone from the database (closed by hand) or another
             # one is running there: the database wins, ours ends without a write.
-            machine.manual_stop(now)
+            dev.take(MANUAL_STOP, now)
             dev.session_id = None
         if db_id:
-            events = machine.manual_start(db_start if db_start is not None else now)
+            start = grid(db_start) if db_start is not None else now
+            # What was due before the person's start happens first, as the
+            # watchdog would have had it (a session it closes is written).
+            self._apply_events(dev, dev.take(TICK, start), batch)
+            events = dev.take(MANUAL_START, start)
             dev.session_id = db_id
             # The session exists already: keep only the state changes.
             self._apply_events(

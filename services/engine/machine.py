@@ -353,6 +353,12 @@ class SessionStateMachine:
         return None if self._last_ts == _NINF else self._last_ts
 
     @property
+    def now(self) -> float | None:
+        """The processed time: the latest input's (a late offline or manual
+        input takes effect here, not at its own time)."""
+        return None if self._now == _NINF else self._now
+
+    @property
     def session(self) -> SessionSummary | None:
         """The open session up to the processed time, or None."""
         st = self._state

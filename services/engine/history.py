@@ -1,0 +1,408 @@
+"""A machine's power history: every input its state machine took, kept compactly.
+
+What is kept is exactly what the state machine was fed, in order: each
+accepted reading (device time, power, and the energy counter when sent), the
+meter's online/offline notices, a person's manual start and stop, and each
+watchdog tick that changed something.  A redelivered or stale frame is not
+an input, so it adds nothing; idle time is kept like the rest, so a lower
+threshold can find sessions where none were.  Replaying it through the same
+state machine gives back the same sessions (``replay_history``).
+
+Inputs are on a grid of 1 ms and 1 mW / 1 mWh (``grid``): the engine feeds the
+state machine the gridded values, so what is stored here is what it saw, to
+the bit.  Records are delta-encoded varints (a reading at a steady pace is 3
+to 6 bytes); a machine's newest records are its *tail* (kept with the machine
+in the database); once the tail reaches ``TAIL_BYTES`` or spans
+``TAIL_SPAN_S`` it is sealed into a zlib-compressed *chunk*.  Every tail, and
+so every chunk, starts with the state machine's snapshot (a SNAP record), so a
+replay can begin at any chunk.  Pure (standard library only).
+"""
+
+import math
+import struct
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from .machine import SNAPSHOT_VERSION, SessionStateMachine
+from .types import (
+    DetectorConfig,
+    Event,
+    SessionClosed,
+    SessionOpened,
+    SessionSummary,
+    State,
+)
+
+# Record kinds (low 3 bits of a record's first byte).
+READ = 0
+OFFLINE = 1
+ONLINE = 2
+MANUAL_START = 3
+MANUAL_STOP = 4
+TICK = 5
+SNAP = 6
+KIND_NAMES = (
+    "read",
+    "offline",
+    "online",
+    "manual_start",
+    "manual_stop",
+    "tick",
+    "snap",
+)
+_HAS_ENERGY = 0x08
+_SAME_POWER = 0x10
+
+TAIL_BYTES = 1024
+TAIL_SPAN_S = 6 * 3600.0
+MILLI = 1000.0
+
+
+def grid(value: float) -> float:
+    """``value`` on the history's grid (1 ms, 1 mW, 1 mWh): what is stored is
+    exactly what the state machine is fed."""
+    return round(value * MILLI) / MILLI
+
+
+class Record(NamedTuple):
+    """One input of a machine's state machine; ``snapshot`` only for SNAP."""
+
+    kind: int
+    ts: float
+    power_w: float | None = None
+    energy_wh: float | None = None
+    snapshot: dict | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A sealed run of records of one machine, compressed."""
+
+    device_id: int
+    company_id: int | None
+    first_ts: float
+    last_ts: float
+    count: int
+    data: bytes
+
+
+# -- varints ---------------------------------------------------------------------
+def _put(out: bytearray, value: int) -> None:
+    """A signed int as a zigzag varint."""
+    value = (value << 1) ^ (value >> 63)
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _get(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+
+
+# -- the state machine's snapshot in binary --------------------------------------
+_SNAP_KEYS = (
+    "last_ts",
+    "last_act",
+    "now",
+    "floor",
+    "power",
+    "cum_ws",
+    "cum_t",
+    "e_held",
+    "e_held_i",
+    "start",
+    "t_stop",
+    "wk_s",
+    "wk_from",
+    "i_start",
+    "e_first",
+    "i_first",
+    "e_in",
+    "e_bad",
+    "stop_energy",
+)
+_BOOL_KEYS = frozenset(("e_in", "e_bad"))
+_STATES = tuple(State)
+_SNAP_STRUCT = struct.Struct(f"<B{len(_SNAP_KEYS)}d")
+
+
+def _pack_snapshot(snap: dict) -> bytes:
+    values = []
+    for key in _SNAP_KEYS:
+        value = snap[key]
+        values.append(math.nan if value is None else float(value))
+    return _SNAP_STRUCT.pack(_STATES.index(State(snap["state"])), *values)
+
+
+def _unpack_snapshot(data: bytes, pos: int) -> tuple[dict, int]:
+    state, *values = _SNAP_STRUCT.unpack_from(data, pos)
+    snap: dict[str, Any] = {"version": SNAPSHOT_VERSION, "state": _STATES[state].value}
+    for key, value in zip(_SNAP_KEYS, values, strict=True):
+        if math.isnan(value):
+            snap[key] = None
+        elif key in _BOOL_KEYS:
+            snap[key] = bool(value)
+        else:
+            snap[key] = value
+    return snap, pos + _SNAP_STRUCT.size
+
+
+# -- writing ------------------------------------------------------------------------
+class HistoryTail:
+    """A machine's newest records, encoded; sealed into chunks as it grows.
+
+    ``data`` is what the database holds (or will, once the batch being
+    written commits): its first ``committed`` bytes are there already;
+    ``reset`` says the database's tail must be replaced, not appended to
+    (a chunk was sealed since).  ``chunks`` are sealed, not yet written.
+    """
+
+    __slots__ = (
+        "device_id",
+        "company_id",
+        "data",
+        "committed",
+        "reset",
+        "chunks",
+        "count",
+        "first_ts",
+        "last_ts",
+        "_ts",
+        "_power",
+        "_energy",
+    )
+
+    def __init__(
+        self, device_id: int, company_id: int | None, stored: bytes | None = None
+    ) -> None:
+        self.device_id = device_id
+        self.company_id = company_id
+        self.data = bytearray()
+        self.committed = 0
+        self.reset = False
+        self.chunks: list[Chunk] = []
+        self.count = 0
+        self.first_ts = self.last_ts = 0.0
+        self._ts = self._power = self._energy = 0
+        if stored:
+            self._resume(bytes(stored))
+
+    def _resume(self, stored: bytes) -> None:
+        """Continue the tail the database holds (after a restart)."""
+        for record in decode(stored):
+            self._note(record, self._ints(record))
+        self.data = bytearray(stored)
+        self.committed = len(stored)
+
+    @staticmethod
+    def _ints(record: Record) -> tuple[int, int | None, int | None]:
+        return (
+            round(record.ts * MILLI),
+            None if record.power_w is None else round(record.power_w * MILLI),
+            None if record.energy_wh is None else round(record.energy_wh * MILLI),
+        )
+
+    def _note(self, record: Record, ints: tuple[int, int | None, int | None]) -> None:
+        ts, power, energy = ints
+        if not self.count:
+            self.first_ts = record.ts
+        self.count += 1
+        self.last_ts = max(self.last_ts, record.ts)
+        self._ts = ts
+        if power is not None:
+            self._power = power
+        if energy is not None:
+            self._energy = energy
+
+    @property
+    def empty(self) -> bool:
+        return not self.data
+
+    def wants_snapshot(self, ts: float) -> bool:
+        """Will the next record start a tail?  Then ``add`` needs the state
+        machine's snapshot from before that input."""
+        return not self.data or self._full(ts)
+
+    def _full(self, ts: float) -> bool:
+        return len(self.data) >= TAIL_BYTES or ts - self.first_ts >= TAIL_SPAN_S
+
+    def add(
+        self,
+        kind: int,
+        ts: float,
+        power_w: float | None = None,
+        energy_wh: float | None = None,
+        snapshot: dict | None = None,
+    ) -> None:
+        """Append one input the state machine took (its values on the grid);
+        ``snapshot``: the machine before it, when ``wants_snapshot`` said so."""
+        if self.data and self._full(ts):
+            self._seal()
+        if not self.data:
+            if snapshot is None:
+                raise ValueError("a new history tail needs the machine's snapshot")
+            self._write(Record(SNAP, ts, snapshot=snapshot))
+        self._write(Record(kind, ts, power_w, energy_wh))
+
+    def _write(self, record: Record) -> None:
+        ints = self._ints(record)
+        ts, power, energy = ints
+        out = self.data
+        head = record.kind
+        if energy is not None:
+            head |= _HAS_ENERGY
+        if record.kind == READ and power == self._power:
+            head |= _SAME_POWER
+        out.append(head)
+        _put(out, ts - self._ts)
+        if record.kind == SNAP:
+            assert record.snapshot is not None
+            out += _pack_snapshot(record.snapshot)
+        elif record.kind == READ and not head & _SAME_POWER:
+            _put(out, (power or 0) - self._power)
+        if energy is not None:
+            _put(out, energy - self._energy)
+        self._note(record, ints)
+
+    def _seal(self) -> None:
+        self.chunks.append(
+            Chunk(
+                self.device_id,
+                self.company_id,
+                self.first_ts,
+                self.last_ts,
+                self.count,
+                zlib.compress(bytes(self.data), 6),
+            )
+        )
+        self.data = bytearray()
+        self.committed = 0
+        self.reset = True
+        self.count = 0
+        self._ts = self._power = self._energy = 0
+
+    def pending(self) -> tuple[bytes, bool, list[Chunk]]:
+        """What the next write must do: (bytes to append, or the whole tail
+        when ``reset``; replace instead of append?; chunks to insert)."""
+        if self.reset:
+            return bytes(self.data), True, list(self.chunks)
+        return bytes(self.data[self.committed :]), False, list(self.chunks)
+
+    def written(self) -> None:
+        """The batch that carried ``pending()`` committed."""
+        self.committed = len(self.data)
+        self.reset = False
+        self.chunks = []
+
+
+# -- reading --------------------------------------------------------------------
+def decode(data: bytes) -> Iterator[Record]:
+    """The records of a tail (raw) or of a chunk's decompressed data."""
+    pos = 0
+    end = len(data)
+    ts = power = energy = 0
+    while pos < end:
+        head = data[pos]
+        pos += 1
+        kind = head & 0x07
+        delta, pos = _get(data, pos)
+        ts += delta
+        snapshot = None
+        value_power: float | None = None
+        if kind == SNAP:
+            snapshot, pos = _unpack_snapshot(data, pos)
+        elif kind == READ:
+            if not head & _SAME_POWER:
+                delta, pos = _get(data, pos)
+                power += delta
+            value_power = power / MILLI
+        value_energy: float | None = None
+        if head & _HAS_ENERGY:
+            delta, pos = _get(data, pos)
+            energy += delta
+            value_energy = energy / MILLI
+        yield Record(kind, ts / MILLI, value_power, value_energy, snapshot)
+
+
+def decode_chunk(data: bytes) -> Iterator[Record]:
+    return decode(zlib.decompress(data))
+
+
+def seed(records: Iterable[Record], config: DetectorConfig) -> SessionStateMachine:
+    """A state machine from the SNAP record that starts a tail or chunk."""
+    for record in records:
+        if record.kind != SNAP or record.snapshot is None:
+            raise ValueError("a history run must start with a SNAP record")
+        return SessionStateMachine.restore(config, record.snapshot)
+    raise ValueError("empty history run")
+
+
+def apply(machine: SessionStateMachine, record: Record) -> list[Event]:
+    """Feed one record to ``machine`` as the engine did; returns its events."""
+    kind = record.kind
+    if kind == READ:
+        assert record.power_w is not None
+        return machine.feed(record.ts, record.power_w, record.energy_wh)
+    if kind == TICK:
+        return machine.tick(record.ts)
+    if kind == OFFLINE:
+        return machine.offline(record.ts)
+    if kind == MANUAL_START:
+        return machine.manual_start(record.ts)
+    if kind == MANUAL_STOP:
+        return machine.manual_stop(record.ts)
+    return []  # ONLINE: informational; SNAP: a checkpoint (a run's first)
+
+
+def idle_below(snapshot: dict, config: DetectorConfig) -> bool:
+    """A checkpoint from which a replay with ``config`` is exact: the machine
+    was idle and its held power (if any) is below the standby threshold."""
+    power = snapshot.get("power")
+    return snapshot["state"] == State.IDLE.value and (
+        power is None or power < config.standby_threshold_w
+    )
+
+
+class Replayed(NamedTuple):
+    """A closed session of a replay; ``manual``: a person started it."""
+
+    summary: SessionSummary
+    manual: bool
+
+
+def replay_runs(
+    runs: Iterable[Iterable[Record]],
+    config: DetectorConfig,
+    machine: SessionStateMachine | None = None,
+) -> tuple[SessionStateMachine, list[Replayed]]:
+    """Replay runs of records (chunks, then the tail) through one state machine.
+
+    The first run's SNAP seeds the machine unless one is given; later SNAP
+    records are checkpoints and change nothing.  Returns the machine (its
+    open session, if any, is ``machine.session``) and the closed sessions.
+    """
+    closed: list[Replayed] = []
+    manual = False
+    for run in runs:
+        records = iter(run)
+        if machine is None:
+            machine = seed(records, config)
+        for record in records:
+            for event in apply(machine, record):
+                if type(event) is SessionOpened:
+                    manual = event.manual
+                elif type(event) is SessionClosed:
+                    closed.append(Replayed(event.summary, manual))
+    if machine is None:
+        machine = SessionStateMachine(config)
+    return machine, closed
