@@ -71,6 +71,7 @@ def load_devices(env, connection_ids):
             ["device_id", "start_ts"],
         )
     }
+    tails = _history_tails(env, [r["id"] for r in rows])
     configs = []
     for r in rows:
         try:
@@ -104,6 +105,19 @@ def load_devices(env, connection_ids):
                 parser_snapshot=r["parser_snapshot"] or None,
                 running_session_id=session["id"] if session else None,
                 running_start_ts=session["start_ts"] if session else None,
+                history_tail=tails.get(r["id"]),
             )
         )
     return configs
+
+
+def _history_tails(env, device_ids):
+    """{machine id: its stored history tail} (raw bytes: no base64 round trip)."""
+    if not device_ids:
+        return {}
+    env.cr.execute(
+        "SELECT id, history_tail FROM mqtt_device "
+        "WHERE id IN %s AND history_tail IS NOT NULL",
+        (tuple(device_ids),),
+    )
+    return {dev_id: bytes(tail) for dev_id, tail in env.cr.fetchall()}

@@ -23,6 +23,8 @@ of the Odoo configuration file):
 * ``ODOO_OWM_MAX_BATCH`` / ``max_batch`` (default 2000).
 * ``ODOO_OWM_NODE`` / ``node``: the name shown as owner (default host:pid).
 * ``ODOO_OWM_ENABLED`` / ``enabled``: ``0`` keeps this server from running it.
+* ``ODOO_OWM_HISTORY`` / ``history``: ``0`` keeps no power history (for a
+  comparison; power curves and recomputing then miss what came meanwhile).
 """
 
 import logging
@@ -48,13 +50,13 @@ def _option(name, env_name, default=None):
     return default if value in (None, "") else value
 
 
+def _flag(name, env_name, default):
+    value = str(_option(name, env_name, default)).lower()
+    return value not in ("0", "false", "no", "off")
+
+
 def runner_enabled():
-    return str(_option("enabled", "ODOO_OWM_ENABLED", "1")).lower() not in (
-        "0",
-        "false",
-        "no",
-        "off",
-    )
+    return _flag("enabled", "ODOO_OWM_ENABLED", "1")
 
 
 class MqttRunner:
@@ -77,6 +79,7 @@ class MqttRunner:
             / 1000.0,
             max_batch=int(_option("max_batch", "ODOO_OWM_MAX_BATCH", 2000)),
             node=_option("node", "ODOO_OWM_NODE"),
+            history=_flag("history", "ODOO_OWM_HISTORY", "1"),
         )
         return cls(databases, settings)
 

@@ -52,11 +52,19 @@ HOUSEKEEPING_S = 0.25
 class RunnerSettings:
     """Tunables of the runner (see ``MqttRunner.from_environ_or_config``)."""
 
-    def __init__(self, flush_interval_s=0.2, max_batch=2000, node=None, limits=None):
+    def __init__(
+        self,
+        flush_interval_s=0.2,
+        max_batch=2000,
+        node=None,
+        limits=None,
+        history=True,
+    ):
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
         self.limits = limits or LIVE_LIMITS
+        self.history = history
 
 
 class _Owned:
@@ -80,7 +88,7 @@ class IotBridgeService(BatchFlusher):
         self.dbname = dbname
         self.settings = settings or RunnerSettings()
         self.node = self.settings.node
-        self.core = Engine(self.settings.limits)
+        self.core = Engine(self.settings.limits, history=self.settings.history)
         self.queue = queue.Queue()
         self.owned = {}
         self._stop = threading.Event()
@@ -373,7 +381,7 @@ class IotBridgeService(BatchFlusher):
             except Exception:  # pylint: disable=broad-except
                 _logger.exception("Releasing connection %s failed", conn_id)
         self._locks.close()
-        self.core = Engine(self.settings.limits)
+        self.core = Engine(self.settings.limits, history=self.settings.history)
         self._booted = False
         drained = 0
         while True:  # messages of released connections: the broker redelivers them

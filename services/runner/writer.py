@@ -22,6 +22,7 @@ import json
 import logging
 from collections import Counter
 
+from psycopg2 import Binary
 from psycopg2.extras import execute_values
 
 from ...models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
@@ -89,6 +90,7 @@ def _write_machines(env, batch, dev_ids):
     works = [w for d, w in batch.sessions.items() if mine(d)]
     session_ids = _write_sessions(env, works)
     _write_live(env.cr, [r for d, r in batch.live.items() if mine(d)], session_ids)
+    _insert_chunks(env.cr, [c for c in batch.history_chunks if mine(c.device_id)])
     _insert_raw(env, [r for r in batch.raw_rows if mine(r.device_id)])
     return session_ids
 
@@ -167,14 +169,21 @@ UPDATE mqtt_device AS d SET
     detector_snapshot = v.dsnap,
     parser_snapshot = v.psnap,
     shelly_id = COALESCE(v.shelly_id, d.shelly_id),
-    running_session_id = v.session_id
+    running_session_id = v.session_id,
+    history_tail = CASE
+        WHEN v.happend IS NULL THEN d.history_tail
+        WHEN v.hreset THEN v.happend
+        ELSE COALESCE(d.history_tail, ''::bytea) || v.happend
+    END
 FROM (VALUES %s) AS v(id, state, power, energy, last_msg, online, err,
-                      rate_limited, fault, dsnap, psnap, shelly_id, session_id)
+                      rate_limited, fault, dsnap, psnap, shelly_id, session_id,
+                      happend, hreset)
 WHERE d.id = v.id
 """
 _DEVICE_TEMPLATE = (
     "(%s, %s, %s::float8, %s::float8, %s::timestamp, %s::bool, %s::varchar, "
-    "%s::bool, %s::varchar, %s::jsonb, %s::jsonb, %s::varchar, %s::int4)"
+    "%s::bool, %s::varchar, %s::jsonb, %s::jsonb, %s::varchar, %s::int4, "
+    "%s::bytea, %s::bool)"
 )
 
 
@@ -196,11 +205,35 @@ def _write_live(cr, rows, session_ids):
                 _dumps(row.parser_snapshot) if row.parser_snapshot else None,
                 row.shelly_id,
                 session_ids.get(row.device_id, row.session_id),
+                None if row.history_append is None else Binary(row.history_append),
+                row.history_reset,
             )
         )
     if values:
         values.sort()  # a stable lock order: no deadlock between two writers
         execute_values(cr._obj, _DEVICE_UPDATE, values, template=_DEVICE_TEMPLATE)
+
+
+def _insert_chunks(cr, chunks):
+    """The sealed power history chunks (mqtt.power.chunk), in one statement."""
+    if chunks:
+        execute_values(
+            cr._obj,
+            "INSERT INTO mqtt_power_chunk "
+            "(device_id, company_id, first_ts, last_ts, count, data) VALUES %s",
+            [
+                (
+                    c.device_id,
+                    c.company_id,
+                    c.first_ts,
+                    c.last_ts,
+                    c.count,
+                    Binary(c.data),
+                )
+                for c in chunks
+            ],
+            template="(%s, %s, %s, %s, %s, %s::bytea)",
+        )
 
 
 _RAW_COLUMNS = (

@@ -1,0 +1,87 @@
+# Copyright 2026 Open Workshop MQTT developers
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""The power history through the runner's writer: the tail on the machine,
+the sealed chunks, a restart continuing the tail, nothing kept twice."""
+
+from odoo.tests import tagged
+
+from ....services.engine import history
+from ....services.engine.batch import Batch
+from ....services.runner.config import load_devices
+from .common import T0, RunnerCase
+
+
+@tagged("post_install", "-at_install")
+class TestHistoryWriter(RunnerCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Frames come faster than a meter's cap here (a replayed day).
+        cls.device.max_msg_rate = 100_000
+
+    def stored_records(self, device=None):
+        device = device or self.device
+        records = []
+        for run in device._history_runs():
+            records.extend(r for r in run if r.kind != history.SNAP)
+        return records
+
+    def test_every_accepted_reading_is_kept_once(self):
+        steps = [(0, 0.0), (10, 500.0), (20, 520.5), (30, 1.0)]
+        for dt, watts in steps:
+            self.frame(T0 + dt, watts)
+        self.frame(T0 + 20, 999.0)  # a stale copy: not an input, not kept
+        self.flush()
+        got = [(r.ts, r.power_w) for r in self.stored_records()]
+        self.assertEqual(got, [(T0 + dt, w) for dt, w in steps])
+        # A redelivery after the commit adds nothing either.
+        self.frame(T0 + 30, 1.0)
+        self.flush()
+        self.assertEqual(len(self.stored_records()), len(steps))
+
+    def test_the_tail_seals_into_chunks_and_a_restart_continues_it(self):
+        for n in range(1500):
+            self.frame(T0 + n, 0.0 if (n // 40) % 3 == 0 else 100.0 + (n % 17) * 25.5)
+            if n % 100 == 99:
+                self.flush()
+        self.flush()
+        chunks = self.device._history_chunks()
+        self.assertGreater(len(chunks), 2)
+        self.assertTrue(self.device._history_tail())
+        # A restart: a new engine from what the database holds.
+        self.service.core.remove_connection(self.connection.id)
+        core = self.service.core
+        core.add_connection(self.connection.id, "owm-test", discovery=True)
+        core.connection_up(self.connection.id, session_present=False)
+        self.batch = Batch()
+        for cfg in load_devices(self.env, [self.connection.id]):
+            core.upsert_device(cfg, self.batch)
+        for n in range(1500, 1600):
+            self.frame(T0 + n, 300.0)
+        self.flush()
+        records = self.stored_records()
+        self.assertEqual([r.ts for r in records], [T0 + n for n in range(1600)])
+        # Replayed, it gives back the stored sessions.
+        machine, closed = history.replay_runs(
+            self.device._history_runs(), self.device._detector_config()
+        )
+        stored = self.sessions().filtered(lambda s: s.state == "closed")
+        self.assertGreater(len(stored), 10)
+        self.assertEqual(
+            [(s.summary.start_time, s.summary.end_time) for s in closed],
+            [(s.start_ts, s.end_ts) for s in stored],
+        )
+        running = self.sessions().filtered(lambda s: s.state == "running")
+        self.assertEqual(machine.session.start_time, running.start_ts)
+
+    def test_a_machine_without_history_keeps_none(self):
+        self.service.core.history = False
+        other = self.make_device("Drill", "shellypmminig3-0000000000dd")
+        cfg = load_devices(self.env, [self.connection.id])
+        self.service.core.upsert_device(
+            next(c for c in cfg if c.id == other.id), self.batch
+        )
+        self.frame(T0, 500.0, prefix=other.topic_prefix)
+        self.flush()
+        self.assertFalse(other._history_tail())
+        self.assertTrue(self.env["mqtt.device"].browse(other.id).current_power_w)
