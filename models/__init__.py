@@ -3,3 +3,10 @@ from . import mqtt_device
 from . import mqtt_session
 from . import mqtt_message
 from . import mqtt_dashboard
+from . import mqtt_power_chunk
+from . import res_company
+from . import res_config_settings
+from . import mqtt_device_history
+from . import mqtt_session_recompute
+from . import mqtt_session_recompute_line
+from . import mqtt_session_recompute_log

@@ -206,6 +206,7 @@ class MqttDevice(models.Model):
         "the other frames went on. Dismiss it once looked at.",
     )
     detector_snapshot = fields.Json(readonly=True, copy=False)
+
     parser_snapshot = fields.Json(readonly=True, copy=False)
     running_session_id = fields.Many2one("mqtt.session", readonly=True, copy=False)
     running_since = fields.Datetime(related="running_session_id.start_time")

@@ -130,6 +130,37 @@ class MqttSession(models.Model):
         digits=(16, 1),
     )
     end_reason = fields.Selection(END_REASON_SELECTION)
+    start_exact = fields.Char(string="Start", compute="_compute_exact")
+    end_exact = fields.Char(string="End", compute="_compute_exact")
+    counted_to_exact = fields.Char(string="Counted Up To", compute="_compute_exact")
+    working_exact = fields.Char(string="Working", compute="_compute_exact")
+    standby_exact = fields.Char(string="Standby", compute="_compute_exact")
+
+    @api.depends(
+        "start_ts",
+        "end_ts",
+        "last_update_ts",
+        "working_duration_s",
+        "standby_duration_s",
+    )
+    @api.depends_context("tz")
+    def _compute_exact(self):
+        """The device times to the hundredth of a second, in the reader's time
+        zone, and durations in hours, minutes and seconds."""
+        for rec in self:
+            rec.start_exact = rec._exact_time(rec.start_ts)
+            rec.end_exact = rec._exact_time(rec.end_ts)
+            rec.counted_to_exact = rec._exact_time(rec.last_update_ts)
+            rec.working_exact = _exact_duration(rec.working_duration_s)
+            rec.standby_exact = _exact_duration(rec.standby_duration_s)
+
+    def _exact_time(self, ts):
+        if not ts:
+            return False
+        local = fields.Datetime.context_timestamp(self, to_utc(ts))
+        return (
+            local.strftime("%Y-%m-%d %H:%M:%S.") + f"{local.microsecond // 10000:02d}"
+        )
 
     @api.depends("device_id.name", "start_time")
     @api.depends_context("tz")
@@ -211,6 +242,17 @@ class MqttSession(models.Model):
             device.running_session_id = False
         return True
 
+    def get_power_curve(self):
+        """The session's power over time, for its form (with a margin around)."""
+        self.ensure_one()
+        self.check_access("read")
+        start = self.start_ts
+        end = self.end_ts or self.last_update_ts or start
+        margin = max(60.0, (end - start) * 0.05)
+        curve = self.sudo().device_id._power_curve(start - margin, end + margin)
+        curve["session"] = [start * 1000.0, end * 1000.0]
+        return curve
+
     def action_stop(self):
         self.check_access("read")  # closed as superuser: the caller must see it
         for rec in self:
@@ -218,6 +260,18 @@ class MqttSession(models.Model):
         if self:
             notify_runner(self.env.cr)
         return True
+
+
+def _exact_duration(seconds):
+    """``3723.5`` -> ``"1 h 02 min 03.50 s"``."""
+    seconds = seconds or 0.0
+    hours, rest = divmod(seconds, 3600.0)
+    minutes, secs = divmod(rest, 60.0)
+    if hours:
+        return f"{int(hours)} h {int(minutes):02d} min {secs:05.2f} s"
+    if minutes:
+        return f"{int(minutes)} min {secs:05.2f} s"
+    return f"{secs:.2f} s"
 
 
 def _closing_summary(device, session, last, end_ts):

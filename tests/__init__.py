@@ -11,7 +11,7 @@ imported any other way it imports nothing (no Odoo).
 """
 
 if __name__.startswith("odoo.addons."):
-    from .browser import test_tour_live_board
+    from .browser import test_tour_live_board, test_tour_power_curve
     from .models import (
         test_connection,
         test_dashboard,

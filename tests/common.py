@@ -65,3 +65,42 @@ class WorkshopCase(TransactionCase):
         if values.get("end_ts"):
             values.setdefault("end_time", to_utc(values["end_ts"]))
         return self.env["mqtt.session"].create(values)
+
+
+def play_meter(env, connection, frames, max_rate=100_000):
+    """Feed Shelly frames for ``connection``'s machines through the runner's
+    engine and writer, in this test's transaction: their sessions, live
+    fields and power history are what a runner would have written.
+
+    ``frames``: (topic prefix, device time, watts), in order."""
+    import json
+
+    from ..services.engine.batch import Batch
+    from ..services.engine.core import Engine
+    from ..services.mqtt.inbound import InboundMessage
+    from ..services.runner.config import load_devices
+    from ..services.runner.writer import write_batch
+
+    connection.device_ids.write({"max_msg_rate": max_rate, "poll_interval_s": 0})
+    engine = Engine()
+    engine.add_connection(connection.id, "owm-test", discovery=False)
+    engine.connection_up(connection.id, session_present=False)
+    batch = Batch()
+    for cfg in load_devices(env, [connection.id]):
+        engine.upsert_device(cfg, batch)
+    for mid, (prefix, ts, watts) in enumerate(frames, 1):
+        payload = json.dumps(
+            {
+                "src": prefix,
+                "method": "NotifyStatus",
+                "params": {"ts": ts, "pm1:0": {"apower": watts}},
+            }
+        ).encode()
+        msg = InboundMessage(
+            f"{prefix}/events/rpc", payload, 1, mid, False, False, ts, 1
+        )
+        engine.handle(connection.id, msg, batch)
+    engine.seal(batch)
+    engine.committed(batch, write_batch(env, batch))
+    env.invalidate_all()
+    return engine

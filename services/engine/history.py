@@ -380,6 +380,53 @@ class Replayed(NamedTuple):
     manual: bool
 
 
+class Replay:
+    """A replay that can go on later: feed it runs as they are read.
+
+    ``closed`` collects the closed sessions; ``state()`` and ``resume()``
+    carry a replay across calls (the recompute wizard replays a long history
+    in steps)."""
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        machine: SessionStateMachine | None = None,
+        manual: bool = False,
+    ) -> None:
+        self.config = config
+        self.machine = machine
+        self.manual = manual  # the open session was started by a person
+        self.closed: list[Replayed] = []
+
+    def run(self, records: Iterable[Record]) -> None:
+        """One run of records (a chunk or the tail), in order."""
+        records = iter(records)
+        if self.machine is None:
+            try:
+                self.machine = seed(records, self.config)
+            except ValueError:
+                return  # an empty run
+        machine = self.machine
+        for record in records:
+            for event in apply(machine, record):
+                if type(event) is SessionOpened:
+                    self.manual = event.manual
+                elif type(event) is SessionClosed:
+                    self.closed.append(Replayed(event.summary, self.manual))
+
+    def state(self) -> dict:
+        """JSON-safe: where the replay stands (not the sessions it closed)."""
+        snapshot = self.machine.snapshot() if self.machine is not None else None
+        return {"machine": snapshot, "manual": self.manual}
+
+    @classmethod
+    def resume(cls, config: DetectorConfig, state: dict | None) -> "Replay":
+        state = state or {}
+        snapshot = state.get("machine")
+        machine = SessionStateMachine.restore(config, snapshot) if snapshot else None
+        return cls(config, machine, bool(state.get("manual")))
+
+
 def replay_runs(
     runs: Iterable[Iterable[Record]],
     config: DetectorConfig,
@@ -391,18 +438,7 @@ def replay_runs(
     records are checkpoints and change nothing.  Returns the machine (its
     open session, if any, is ``machine.session``) and the closed sessions.
     """
-    closed: list[Replayed] = []
-    manual = False
+    replay = Replay(config, machine)
     for run in runs:
-        records = iter(run)
-        if machine is None:
-            machine = seed(records, config)
-        for record in records:
-            for event in apply(machine, record):
-                if type(event) is SessionOpened:
-                    manual = event.manual
-                elif type(event) is SessionClosed:
-                    closed.append(Replayed(event.summary, manual))
-    if machine is None:
-        machine = SessionStateMachine(config)
-    return machine, closed
+        replay.run(run)
+    return replay.machine or SessionStateMachine(config), replay.closed

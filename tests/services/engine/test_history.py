@@ -147,7 +147,7 @@ class Database:
         self.chunks = []
         self._ids = itertools.count(1)
 
-    def write(self, batch):
+    def commit(self, batch):
         session_ids = {}
         for dev_id, work in batch.sessions.items():
             sid = work.session_id
@@ -238,7 +238,7 @@ class Runner:
 
     def flush(self):
         self.engine.seal(self.batch)
-        result = self.db.write(self.batch)
+        result = self.db.commit(self.batch)
         self.engine.committed(self.batch, result)
         self.batch = Batch()
 
