@@ -74,8 +74,9 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--sections",
-        default="threaded,workshop,naive,prefork,raw",
-        help="any of threaded,workshop,naive,prefork,raw",
+        default="threaded,workshop,history,naive,prefork,raw",
+        help="any of threaded,workshop,history,naive,prefork,raw (history: the "
+        "threaded pass and workshop again without the power history)",
     )
     p.add_argument(
         "--all-steps", action="store_true", help="go on after a step that lost"

@@ -165,6 +165,17 @@ def summary(results, args, info, elapsed):
         name: {f"{s['offered']:g}": s["cpu_pct"] for s in sec.get("steps", [])}
         for name, sec in secs.items()
     }
+    off = secs.get("threaded_nohist", {})
+    if off:
+        ws_off = results.get("workshop_nohist") or {}
+        best_off = best_lossless(off.get("steps"))
+        out["history"] = {
+            "lossless_per_s_on": out["readings_per_s"],
+            "lossless_per_s_off": best_off["sustained_per_s"] if best_off else 0,
+            "workshop_cpu_pct_on": out["workshop_cpu_pct"],
+            "workshop_cpu_pct_off": ws_off.get("cpu_pct_window", ws_off.get("cpu_pct")),
+            "storage": secs.get("threaded", {}).get("history"),
+        }
     out["bars"] = {
         "5000_per_s_lossless_p99_500ms": bool(
             best and best["offered"] >= 5000 and out["p99_ok"]
@@ -221,6 +232,16 @@ def print_summary(out):
             f"(idle {ws.get('idle_cpu_pct')}%), RSS {out['workshop_rss_mb_start']} -> "
             f"{out['workshop_rss_mb_end']} MB, p99 {out['workshop_p99_ms']} ms, "
             f"lost {out['workshop_lost']}"
+        )
+    hist = out.get("history")
+    if hist:
+        storage = hist.get("storage") or {}
+        print(
+            f"power history        : lossless {hist['lossless_per_s_on']:g}/s on, "
+            f"{hist['lossless_per_s_off']:g}/s off; workshop cpu "
+            f"{hist['workshop_cpu_pct_on']}% on, {hist['workshop_cpu_pct_off']}% off; "
+            f"{storage.get('bytes_per_reading')} bytes per reading "
+            f"({storage.get('chunks')} chunks)"
         )
     print(
         f"PostgreSQL, one row + COMMIT per round trip: "

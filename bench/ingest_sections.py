@@ -68,6 +68,28 @@ def setup_odoo(rpc, port, prefixes):
     return conn_id, dev_ids
 
 
+def history_storage(dbname):
+    """What the power history takes in the database: the chunk table (rows,
+    TOAST and indexes) and the machines' tails, per reading recorded."""
+    with contextlib.closing(h.pg_connect(dbname)) as cnx, cnx.cursor() as cur:
+        cur.execute(
+            "SELECT pg_total_relation_size('mqtt_power_chunk'),"
+            " (SELECT coalesce(sum(length(history_tail)), 0) FROM mqtt_device),"
+            " (SELECT coalesce(sum(count), 0) FROM mqtt_power_chunk),"
+            " (SELECT count(*) FROM mqtt_power_chunk),"
+            " (SELECT coalesce(sum(stat_readings), 0) FROM mqtt_connection)"
+        )
+        table, tails, records, chunks, readings = cur.fetchone()
+    return {
+        "chunk_table_bytes": table,
+        "tail_bytes": tails,
+        "chunks": chunks,
+        "sealed_records": records,
+        "readings": readings,
+        "bytes_per_reading": round((table + tails) / readings, 2) if readings else None,
+    }
+
+
 class Bench(Stepper):
     """The whole run: every section on one broker, and their results."""
 
@@ -89,7 +111,9 @@ class Bench(Stepper):
             )
         return self.template
 
-    def odoo_pass(self, label, workers, rates, with_workshop):
+    def odoo_pass(
+        self, label, workers, rates, with_workshop, extra_env=None, workshop="workshop"
+    ):
         dbname = self.owned.db(label)
         h.clone_database(self.ensure_template(), dbname)
         server = h.OdooServer(
@@ -100,6 +124,7 @@ class Bench(Stepper):
             env={
                 "ODOO_OWM_FLUSH_INTERVAL_MS": str(self.args.flush_ms),
                 **dict(kv.split("=", 1) for kv in self.args.runner_env),
+                **(extra_env or {}),
             },
         )
         self.owned.servers.append(server)
@@ -134,7 +159,8 @@ class Bench(Stepper):
             )
             if with_workshop:
                 rpc("mqtt.device", "write", dev_ids, {"active": False})
-                self.results["workshop"] = self.workshop(rpc, conn_id, target)
+                self.results[workshop] = self.workshop(rpc, conn_id, target)
+            section["history"] = history_storage(dbname)
         finally:
             self._unwatch(target.watcher)
             self.owned.stop_server(server)
@@ -300,6 +326,17 @@ class Bench(Stepper):
             rates = args.rates if "threaded" in sections else []
             dbs["threaded"] = self._section(
                 "threaded", self.odoo_pass, "threaded", 0, rates, "workshop" in sections
+            )
+        if "history" in sections:  # the same again without the power history
+            dbs["threaded_nohist"] = self._section(
+                "threaded_nohist",
+                self.odoo_pass,
+                "threaded_nohist",
+                0,
+                args.rates if "threaded" in sections else [],
+                "workshop" in sections,
+                {"ODOO_OWM_HISTORY": "0"},
+                "workshop_nohist",
             )
         if "naive" in sections:
             db = dbs.get("threaded") or self._plain_odoo_db("naive")

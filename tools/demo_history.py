@@ -6,8 +6,10 @@
 For every machine of the demo broker and every past day, the simulator plays
 the machine through opening hours (09:00-21:00, closed on Sundays) -- its
 frames plus the poll replies the runner would get every 10 s -- our parser
-reads them and the session detector's ``replay`` turns them into sessions,
-exactly as the live runner would; the sessions are created over JSON-RPC.
+reads them and the engine's state machine turns them into sessions, exactly
+as the live runner would: the sessions are created over JSON-RPC, the power
+history (the runner's own encoding, sealed chunks) is written to the
+database directly, so power curves and recomputing work on the demo too.
 """
 
 import argparse
@@ -26,8 +28,23 @@ from shelly_sim import Meter  # noqa: E402
 
 import_addon()
 from open_workshop_mqtt.parsers import ParseError, ShellyGen2Parser  # noqa: E402
-from open_workshop_mqtt.services.engine.replay import replay  # noqa: E402
-from open_workshop_mqtt.services.engine.types import DetectorConfig  # noqa: E402
+from open_workshop_mqtt.services.engine import history  # noqa: E402
+from open_workshop_mqtt.services.engine.machine import (  # noqa: E402
+    SessionStateMachine,
+)
+from open_workshop_mqtt.services.engine.timebase import to_utc  # noqa: E402
+from open_workshop_mqtt.services.engine.types import (  # noqa: E402
+    DetectorConfig,
+    SessionClosed,
+)
+
+DETECTOR_FIELDS = (
+    "standby_threshold_w",
+    "working_threshold_w",
+    "start_debounce_s",
+    "stop_debounce_s",
+    "message_timeout_s",
+)
 
 PROFILES = {
     "laser": "laser",
@@ -125,17 +142,8 @@ def main():
         print("demo history: the database has sessions already; nothing to do")
         return
     tz = zoneinfo.ZoneInfo(opts.tz)
-    fields = [
-        "name",
-        "machine_type",
-        "topic_prefix",
-        "component",
-        "standby_threshold_w",
-        "working_threshold_w",
-        "start_debounce_s",
-        "stop_debounce_s",
-        "message_timeout_s",
-    ]
+    fields = ["name", "machine_type", "topic_prefix", "component", "company_id"]
+    fields += DETECTOR_FIELDS
     devices = rpc(
         "mqtt.device", "search_read", [("parser_type", "=", "shelly_gen2")], fields
     )
@@ -144,8 +152,10 @@ def main():
     for n, device in enumerate(devices):
         profile = PROFILES.get(device["machine_type"], "laser")
         device["shelly_id"] = f"shellypmminig3-{0xD0CA5E000100 + n:012x}"
-        config = DetectorConfig.from_mapping(device)
-        vals = []
+        config = DetectorConfig(**{k: device[k] for k in DETECTOR_FIELDS})
+        machine = SessionStateMachine(config)
+        tail = history.HistoryTail(device["id"], device["company_id"][0])
+        closed = []
         for back in range(opts.days, 0, -1):
             day = today - dt.timedelta(days=back)
             if day.weekday() == 6:
@@ -155,34 +165,85 @@ def main():
             readings = day_readings(
                 device, profile, opening, seconds, seed=back * 31 + n
             )
-            end = opening + seconds + config.message_timeout_s + 1
-            for s in replay(readings, config, until=end):
-                if s.end_time is None:
-                    continue
-                vals.append(
-                    {
-                        "device_id": device["id"],
-                        "start_ts": s.start_time,
-                        "start_time": _utc(s.start_time),
-                        "end_ts": s.end_time,
-                        "end_time": _utc(s.end_time),
-                        "last_update_ts": s.end_time,
-                        "state": "closed",
-                        "standby_duration_s": s.standby_duration_s,
-                        "working_duration_s": s.working_duration_s,
-                        "energy_wh": s.energy_wh,
-                        "end_reason": s.end_reason,
-                    }
-                )
+            for ts, power, energy in readings:
+                closed.extend(feed(machine, tail, ts, power, energy))
+            # After closing time the meter is silent: what the watchdog fires.
+            end = history.grid(opening + seconds + config.message_timeout_s + 1)
+            closed.extend(feed(machine, tail, end))
+        tail.seal()
+        vals = [session_values(device["id"], s) for s in closed]
         if vals:
             rpc("mqtt.session", "create", vals)
+        store_history(opts.db, tail.chunks)
         created += len(vals)
-        print(f"demo history: {device['name']}: {len(vals)} sessions")
+        print(
+            f"demo history: {device['name']}: {len(vals)} sessions, "
+            f"{sum(c.count for c in tail.chunks):,} history records"
+        )
     print(f"demo history: {created} sessions over {opts.days} days")
 
 
+def feed(machine, tail, ts, power=None, energy=None):
+    """One input, as the runner's engine gives it (a reading, or a tick when
+    ``power`` is None); returns the sessions it closed."""
+    ts = history.grid(ts)
+    snapshot = machine.snapshot() if tail.wants_snapshot(ts) else None
+    if power is None:
+        events = machine.tick(ts)
+        if events:
+            tail.add(history.TICK, ts, None, None, snapshot)
+    else:
+        before = machine.last_ts
+        power = history.grid(power)
+        energy = None if energy is None else history.grid(energy)
+        events = machine.feed(ts, power, energy)
+        if machine.last_ts != before:
+            tail.add(history.READ, ts, power, energy, snapshot)
+    return [e.summary for e in events if type(e) is SessionClosed]
+
+
+def session_values(device_id, s):
+    return {
+        "device_id": device_id,
+        "start_ts": s.start_time,
+        "start_time": _utc(s.start_time),
+        "end_ts": s.end_time,
+        "end_time": _utc(s.end_time),
+        "last_update_ts": s.end_time,
+        "state": "closed",
+        "standby_duration_s": s.standby_duration_s,
+        "working_duration_s": s.working_duration_s,
+        "energy_wh": s.energy_wh,
+        "end_reason": s.end_reason,
+    }
+
+
+def store_history(dbname, chunks):
+    """The sealed chunks, straight into the database (the runner's table)."""
+    import psycopg2
+    from psycopg2.extras import execute_values
+
+    with psycopg2.connect(dbname=dbname) as cnx, cnx.cursor() as cur:
+        execute_values(
+            cur,
+            "INSERT INTO mqtt_power_chunk "
+            "(device_id, company_id, first_ts, last_ts, count, data) VALUES %s",
+            [
+                (
+                    c.device_id,
+                    c.company_id,
+                    c.first_ts,
+                    c.last_ts,
+                    c.count,
+                    psycopg2.Binary(c.data),
+                )
+                for c in chunks
+            ],
+        )
+
+
 def _utc(ts):
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return to_utc(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 if __name__ == "__main__":

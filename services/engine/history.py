@@ -274,6 +274,12 @@ class HistoryTail:
             _put(out, energy - self._energy)
         self._note(record, ints)
 
+    def seal(self) -> None:
+        """Seal what the tail holds into a chunk now (a tool writing history
+        for the past seals its last run: no tail is left behind)."""
+        if self.data:
+            self._seal()
+
     def _seal(self) -> None:
         self.chunks.append(
             Chunk(
