@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from ...parsers import (
+    TS_DEVICE,
     Limits,
     NotAReading,
     Reading,
@@ -38,7 +39,7 @@ from .batch import (
 )
 from .device import DeviceRuntime
 from .fleet import Fleet
-from .history import OFFLINE, ONLINE, READ, TICK, grid
+from .history import GRID_S, OFFLINE, ONLINE, READ, TICK, grid
 from .types import Event, SessionClosed, SessionOpened
 
 _logger = logging.getLogger(__name__)
@@ -235,11 +236,15 @@ class Engine(Fleet):
             dev.energy_wh = reading.energy_wh
         last_ts = machine.last_ts
         if last_ts is not None and ts <= last_ts:
-            return "duplicate"  # stale or redelivered: changes nothing
+            if not _newer(dev, reading, ts, last_ts):
+                return "duplicate"  # stale or redelivered: changes nothing
+            ts = grid(last_ts + GRID_S)
         if reading.power_w is None:
             return "reading"  # a counter alone (kept above): nothing to feed
         energy = None if reading.energy_wh is None else grid(reading.energy_wh)
         events = dev.take(READ, ts, grid(reading.power_w), energy)
+        if machine.last_ts == ts:
+            dev.last_read = (reading.ts, ts)
         self._apply_events(dev, events, batch)
         return "reading"
 
@@ -506,3 +511,20 @@ def _peek_src(payload: bytes) -> tuple[str, str] | None:
         if key.startswith(("pm1:", "switch:", "light:")):
             return src[:64], key
     return src[:64], "pm1:0"
+
+
+def _newer(dev: DeviceRuntime, reading: Reading, ts: float, last_ts: float) -> bool:
+    """Whether a reading the 1 ms grid put on or before the machine's last
+    reading is newer all the same, and so goes 1 ms after it.
+
+    Two frames timed by their arrival can share a millisecond (a Gen1 meter
+    sends power and counter back to back); a burst pushes each next one a
+    millisecond on.  Newer means later than the last reading applied, by its
+    unrounded time; an exact copy stays a duplicate.  Without that reading
+    (a restored machine) only an arrival-timed frame in the same millisecond
+    counts as newer.
+    """
+    last_read = dev.last_read
+    if last_read is not None:
+        return reading.ts > last_read[0]
+    return ts == last_ts and reading.ts_source != TS_DEVICE

@@ -58,6 +58,7 @@ _SAME_POWER = 0x10
 TAIL_BYTES = 1024
 TAIL_SPAN_S = 6 * 3600.0
 MILLI = 1000.0
+GRID_S = 1 / MILLI  # one step of the time grid
 
 
 def grid(value: float) -> float:

@@ -170,6 +170,44 @@ def test_stale_and_duplicate_frames_change_nothing(setup):
     assert batch.stats[1]["stale"] == 1
 
 
+def test_frames_in_one_millisecond_are_all_read(setup):
+    """The history's 1 ms grid must not turn a newer frame into a duplicate:
+    a Gen1 meter's power and counter arrive back to back, a burst shares a
+    millisecond."""
+    core, clock, batch = setup
+    gen1 = "shellies/shellyplug-s-7c87ce65a1b2"
+    core.upsert_device(
+        cfg(2, prefix=gen1, parser_type="shelly_gen1", component="relay:0"), batch
+    )
+    machine = core.devices[2].state_machine
+    at = T0 + 0.0001
+    core.handle(1, raw(f"{gen1}/relay/0/power", b"500", received_at=at), batch)
+    core.handle(1, raw(f"{gen1}/relay/0/energy", b"600", received_at=at + 2e-4), batch)
+    assert (machine.last_ts, core.devices[2].energy_wh) == (T0 + 0.001, 10.0)
+    for n in range(1, 4):  # a burst within the same 0.3 ms
+        body = str(500 + n).encode()
+        later = at + 2e-4 + n * 1e-4
+        core.handle(1, raw(f"{gen1}/relay/0/power", body, received_at=later), batch)
+    assert (machine.last_ts, machine.power_w) == (T0 + 0.004, 503.0)
+    assert batch.stats[1]["readings"] == 5
+    assert batch.stats[1]["stale"] == 0
+    # Later arrivals take their own time again once it has caught up.
+    core.handle(1, raw(f"{gen1}/relay/0/power", b"7", received_at=T0 + 1), batch)
+    assert machine.last_ts == T0 + 1
+
+
+def test_a_copy_or_an_older_frame_stays_refused_on_the_grid(setup):
+    core, _clock, batch = setup
+    machine = core.devices[1].state_machine
+    core.handle(1, frame(T0 + 10.0004, 500.0), batch)
+    core.handle(1, frame(T0 + 10.0004, 500.0), batch)  # the same frame again
+    core.handle(1, frame(T0 + 10.0002, 400.0), batch)  # older, same millisecond
+    assert (machine.last_ts, machine.power_w) == (T0 + 10.0, 500.0)
+    assert (batch.stats[1]["duplicates"], batch.stats[1]["stale"]) == (1, 1)
+    core.handle(1, frame(T0 + 10.0007, 300.0), batch)  # newer: 1 ms on
+    assert (machine.last_ts, machine.power_w) == (T0 + 10.001, 300.0)
+
+
 def test_rate_cap_drops_excess_and_flags_the_device(setup):
     core, clock, batch = setup
     core.upsert_device(cfg(max_msg_rate=5), batch)
