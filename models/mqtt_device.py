@@ -8,22 +8,17 @@ is configuration that the runner picks up within seconds (NOTIFY on write).
 """
 
 import math
-import re
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..parsers import PARSER_TYPES
+from ..parsers import PARSER_TYPES, make_parser
 from ..parsers.topic_filter import validate_filter, validate_topic
 from ..services.engine.types import DetectorConfig, State
 from .runner_signal import notify_runner
 
 DEFAULTS = DetectorConfig()
 
-COMPONENT_RE = {
-    "shelly_gen2": re.compile(r"^(pm1|switch|light|em1):\d{1,2}$"),
-    "shelly_gen1": re.compile(r"^(relay|emeter):\d{1,2}$"),
-}
 DEFAULT_COMPONENT = {"shelly_gen2": "pm1:0", "shelly_gen1": "relay:0"}
 
 # Fields whose change the runner must apply (subscriptions, parser, detector).
@@ -113,9 +108,18 @@ class MqttDevice(models.Model):
         "('+' one level, '#' all remaining levels), e.g. 'workshop/+/power'.",
     )
     component = fields.Char(
+        string="Metering Channel",
         default="pm1:0",
-        help="Which metering channel to read: 'pm1:0' for a PM Mini Gen3, "
-        "'switch:0' for a Plus 1PM, 'relay:0' or 'emeter:0' for Gen1.",
+        help="Which channel of the meter to read. Shelly Gen2/Gen3/Gen4: 'pm1:0' "
+        "for a PM Mini; 'switch:0' for a 1PM, 2PM or Plug (switch:1 for a 2PM's "
+        "second relay); 'em:0' for a three-phase Pro 3EM or 3EM-63 (the sum of "
+        "its phases); 'em1:0' for a Pro EM, EM Gen3/Gen4, EM Mini or a 3EM in "
+        "its monophase profile. Shelly Gen1: 'relay:0' for a 1PM or Plug S, "
+        "'roller:0' for a 2.5 in roller mode, 'emeter:0' for one phase of an EM "
+        "or 3EM. A machine on several channels of one device is metered by "
+        "their sum: 'emeter:0+emeter:1+emeter:2' for all three phases of a "
+        "Gen1 3EM, 'em1:0+em1:1' for both channels of a Pro EM, "
+        "'switch:0+switch:1' for both relays of a 2PM.",
     )
     json_power_path = fields.Char(
         string="Power Key Path",
@@ -382,8 +386,9 @@ class MqttDevice(models.Model):
                         rec.name,
                     )
                 )
-            pattern = COMPONENT_RE.get(rec.parser_type)
-            if pattern and not pattern.match(rec.component or ""):
+            try:  # the parser knows its channels: the one check that counts
+                make_parser(rec.parser_type, prefix=prefix, component=rec.component)
+            except ValueError as exc:
                 raise ValidationError(
                     _(
                         "%(machine)s: '%(component)s' is not a metering channel of "
@@ -392,7 +397,7 @@ class MqttDevice(models.Model):
                         component=rec.component or "",
                         example=DEFAULT_COMPONENT[rec.parser_type],
                     )
-                )
+                ) from exc
 
     @api.model_create_multi
     def create(self, vals_list):

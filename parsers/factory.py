@@ -6,7 +6,7 @@ this maps them to a parser object without the model importing each class.
 
 from typing import Any, Final, Protocol
 
-from . import gen1_parser, generic_parser, shelly_parser
+from . import gen1_parser, generic_parser, shelly_parser, summed
 from .reading import Reading
 from .topic_filter import validate_filter
 from .values import DEFAULT_LIMITS, Limits
@@ -94,6 +94,9 @@ def make_parser(
         if parser_type == "shelly_gen2"
         else gen1_parser.ShellyGen1Parser
     )
+    if component and "+" in component:  # one machine on several channels
+        parts = [part.strip() for part in component.split("+")]
+        return summed.SummedParser([cls(prefix, part, limits) for part in parts])
     if component:
         return cls(prefix, component, limits)
     return cls(prefix, limits=limits)

@@ -1,12 +1,20 @@
 """Shelly Gen1 topics: one plain numeric string per value and topic.
 
-Gen1 devices publish ``<prefix>/relay/N/power`` (or ``emeter/N/power``) and
-the energy counter on separate topics, with no device time, so the parser
-holds the last value of each and stamps readings with the receive time.
+Gen1 devices publish ``<prefix>/relay/N/power`` (a 1PM, a Plug S, a 2.5 in
+relay mode), ``roller/N/power`` (a 2.5 in roller mode) or ``emeter/N/power``
+(an EM, a 3EM: one per phase), and the energy counter on separate topics, with
+no device time, so the parser holds the last value of each and stamps
+readings with the receive time.
+
+The counter: ``relay/N/energy`` and ``roller/N/energy`` count watt-minutes
+(reset on reboot); an emeter's ``emeter/N/total`` counts Wh and survives a
+reboot (its ``energy`` and ``returned_energy`` count watt-minutes since boot
+and are not read, nor ``total_returned``: energy fed back is no machine's use).
 
 A power frame gives the power and no energy; an energy frame gives the fresh
 counter with the held power (the session detector takes every energy value as
-a new counter sample, so a held counter is never repeated).
+a new counter sample, so a held counter is never repeated), or without power
+before any power was known: a reading with the counter alone.
 """
 
 from typing import Any
@@ -38,8 +46,16 @@ def subscriptions(prefix: str) -> list[str]:
     return [f"{prefix}/#"]
 
 
+# component kind -> (sub-topic of its counter, its units in one Wh)
+COUNTERS = {
+    "relay": ("energy", 60.0),  # watt-minutes
+    "roller": ("energy", 60.0),  # watt-minutes
+    "emeter": ("total", 1.0),  # Wh
+}
+
+
 class ShellyGen1Parser:
-    """Parser for one Gen1 channel (``relay:N`` or ``emeter:N``)."""
+    """Parser for one Gen1 channel (``relay:N``, ``roller:N`` or ``emeter:N``)."""
 
     # Gen1 never sends device time; kept for the same interface as Gen2.
     clock_offset: float | None = None
@@ -49,18 +65,18 @@ class ShellyGen1Parser:
     ) -> None:
         validate_topic(prefix)
         kind, index = split_component(component)
-        if kind not in ("relay", "emeter"):
+        if kind not in COUNTERS:
             raise ValueError(
-                f"Gen1 component must be relay:N or emeter:N, not {component!r}"
+                f"Gen1 component must be relay:N, roller:N or emeter:N, "
+                f"not {component!r}"
             )
         self.prefix = prefix
         self.component = component
         self.limits = limits
         base = f"{prefix}/{kind}/{index}/"
         self._power_topic = base + "power"
-        # relay/N/energy counts watt-minutes; emeter/N/total counts Wh.
-        self._energy_topic = base + ("energy" if kind == "relay" else "total")
-        self._energy_divisor = 60.0 if kind == "relay" else 1.0
+        counter, self._units_per_wh = COUNTERS[kind]
+        self._energy_topic = base + counter
         self._online_topic = prefix + "/online"
         self._power: float | None = None
         self._energy: float | None = None
@@ -76,9 +92,7 @@ class ShellyGen1Parser:
                 self._power = power(self._number(payload), self.limits)
             elif topic == self._energy_topic:
                 value = energy(self._number(payload), "energy")
-                self._energy = wh = value / self._energy_divisor
-                if self._power is None:
-                    raise NotAReading("energy before any power", "no_power")
+                self._energy = wh = value / self._units_per_wh
             elif topic == self._online_topic:
                 return Reading(
                     ts=received_at,
@@ -114,6 +128,15 @@ class ShellyGen1Parser:
         except MalformedJson:
             raise InvalidValue("payload is not a number", "not_a_number") from None
         return number(value, "payload")
+
+    def held_power(self) -> float | None:
+        return self._power
+
+    def held_energy(self) -> float | None:
+        return self._energy
+
+    def held_errors(self) -> list[str]:
+        return []  # Gen1 reports no meter errors
 
     def snapshot(self) -> dict[str, Any]:
         return {"power_w": self._power, "energy_wh": self._energy}

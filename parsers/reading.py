@@ -19,8 +19,10 @@ class Reading:
     """One measurement (or online/offline notice) of one meter.
 
     ``power_w`` is ``None`` when the frame carries no power (an online notice,
-    an energy-only frame before any power was known, a meter error).
-    ``energy_wh`` is the meter's cumulative counter in Wh, when it sends one.
+    an energy-only frame before any power was known, a meter error): the
+    engine then feeds the state machine nothing, and keeps the counter of an
+    energy-only frame for the machine's form.  ``energy_wh`` is the meter's
+    cumulative counter in Wh, when the frame carried a fresh one.
     """
 
     ts: float

@@ -1,20 +1,30 @@
-"""Shelly Gen2/Gen3 (RPC) frames: NotifyStatus deltas, status topics, replies.
+"""Shelly Gen2/Gen3/Gen4 (RPC) frames: NotifyStatus deltas, status topics, replies.
 
-One parser per device: NotifyStatus only carries the fields that changed, so
-the parser keeps the last known component status and merges each delta onto
-it (a missing ``apower`` is "unchanged", never 0). It also learns the offset
-between the device clock and ours, so frames without device time (status
-topics, poll replies, online) land on the device clock too.
+One parser per device and metering component.  The component says what is
+read (``PROFILES``): ``pm1:N`` (PM Mini), ``switch:N`` and ``light:N``
+(``apower``, the counter in ``aenergy.total``), ``em:N`` (Pro 3EM and 3EM-63
+in their three-phase profile: ``total_act_power``, the counter in
+``emdata:N``'s ``total_act``), ``em1:N`` (Pro EM, EM Gen3/Gen4, a 3EM in its
+monophase profile: ``act_power``, the counter in ``em1data:N``'s
+``total_act_energy``).  Counters are Wh.
+
+NotifyStatus only carries the fields that changed, so the parser keeps the
+last known component status and merges each delta onto it (a missing power is
+"unchanged", never 0).  It also learns the offset between the device clock
+and ours, so frames without device time (status topics, poll replies, online)
+land on the device clock too.
 
 Power, voltage and current are held and repeated on every reading; the energy
 counter is held too, but ``Reading.energy_wh`` is set only when the frame
-itself carried a fresh ``aenergy.total`` (the session detector takes every
-energy value as a new counter sample). A NotifyStatus/NotifyFullStatus whose
-synced ``ts`` is older than the newest one merged is stale (a redelivery or
-an out-of-order frame): ``NotAReading("stale")``, and nothing is merged.
+itself carried a fresh counter (the session detector takes every energy value
+as a new counter sample).  A frame with a fresh counter before any power is a
+reading without power.  A NotifyStatus/NotifyFullStatus whose synced ``ts`` is
+older than the newest one merged is stale (a redelivery or an out-of-order
+frame): ``NotAReading("stale")``, and nothing is merged.
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any, Final
 
 from .exceptions import (
@@ -41,15 +51,51 @@ from .values import (
     power,
 )
 
-_POLL_METHODS: Final = {
-    "pm1": "PM1.GetStatus",
-    "switch": "Switch.GetStatus",
-    "light": "Light.GetStatus",
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """Where a kind of metering component keeps its power and its counter."""
+
+    power_key: str  # the active power, W
+    data: str | None  # the component holding the counter (None: this one)
+    energy_key: str  # the counter, Wh ("total" of aenergy when data is None)
+    poll: str  # the RPC method answering the component's status
+    label: str  # what it is, for people
+
+
+PROFILES: Final = {
+    "pm1": Profile("apower", None, "total", "PM1.GetStatus", "PM Mini Gen3/Gen4"),
+    "switch": Profile(
+        "apower", None, "total", "Switch.GetStatus", "Plus/Pro/Gen3/Gen4 1PM, 2PM, Plug"
+    ),
+    "light": Profile("apower", None, "total", "Light.GetStatus", "dimmer"),
+    "em": Profile(
+        "total_act_power", "emdata", "total_act", "EM.GetStatus", "Pro 3EM, 3EM-63"
+    ),
+    "em1": Profile(
+        "act_power",
+        "em1data",
+        "total_act_energy",
+        "EM1.GetStatus",
+        "Pro EM, EM Gen3/Gen4, EM Mini",
+    ),
 }
-# Keys that make an RPC ``result`` a component status (PM1/Switch.GetStatus),
+# Answers the status of every component at once: the poll of summed channels.
+WHOLE_STATUS: Final = "Shelly.GetStatus"
+# Keys that make an RPC ``result`` a component status (PM1/Switch/EM.GetStatus),
 # not the answer to some other call such as Switch.Set ({"was_on": true}).
 _PLAIN_KEYS: Final = ("voltage", "current")
-_STATUS_KEYS: Final = ("apower", "aenergy", "voltage", "current", "output", "errors")
+_STATUS_KEYS: Final = (
+    "apower",
+    "aenergy",
+    "total_act_power",
+    "act_power",
+    "voltage",
+    "current",
+    "output",
+    "errors",
+)
+_PHASE_ERRORS: Final = ("a_errors", "b_errors", "c_errors", "n_errors")
 
 
 def split_component(component: str) -> tuple[str, int]:
@@ -72,19 +118,70 @@ def subscriptions(prefix: str) -> list[str]:
     return [f"{prefix}/events/rpc", f"{prefix}/status/+", f"{prefix}/online"]
 
 
-def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
-    """``("rpc", json)``: publish the JSON on ``<prefix>/rpc`` to poll status."""
-    kind, index = split_component(component)
-    method = _POLL_METHODS.get(kind)
-    if method is None:
+# A device id's model part -> the metering component it reports on, for a
+# discovered device whose frame names none (first match wins; Gen4 ids such as
+# shelly1pmg4-... and shellypmminig4-... follow their Gen3 kin).
+DEVICE_COMPONENTS: Final = (
+    ("shellypmmini", "pm1:0"),  # PM Mini Gen3/Gen4
+    ("shellyplugpm", "pm1:0"),
+    ("shellypro3em", "em:0"),  # Pro 3EM, -63, -400, -3CT63 (three-phase profile)
+    ("shelly3em63", "em:0"),  # 3EM-63 Gen3
+    ("shellyproem", "em1:0"),  # Pro EM-50
+    ("shellyemmini", "em1:0"),  # EM Mini Gen4
+    ("shellyem", "em1:0"),  # EM Gen3/Gen4
+    ("shelly", "switch:0"),  # 1PM, 2PM, Plus/Pro/Mini/Gen4 switches, plugs
+)
+# The metering components a frame may name, the likeliest first.
+_METERING: Final = ("em:", "em1:", "pm1:", "switch:", "light:")
+
+
+def discovered_component(device_id: str, keys: list[str]) -> str:
+    """The component to read a newly seen Shelly on: one its frame names
+    (``keys``: the frame's ``params`` keys), else the one its model reports on."""
+    for kind in _METERING:
+        for key in keys:
+            if key.startswith(kind):
+                return key
+    model = device_id.lower()
+    for prefix, component in DEVICE_COMPONENTS:
+        if model.startswith(prefix):
+            return component
+    return "switch:0"
+
+
+def profile_of(component: str) -> Profile:
+    """The profile of ``"em:0"`` and the like; ValueError for an unknown kind."""
+    kind, _index = split_component(component)
+    profile = PROFILES.get(kind)
+    if profile is None:
         raise ValueError(
-            f"cannot poll component {component!r}: only "
-            f"{', '.join(k + ':N' for k in _POLL_METHODS)} have a GetStatus call"
+            f"{component!r} is not a metering component of a Gen2+ Shelly: use "
+            f"{', '.join(k + ':N' for k in PROFILES)}"
         )
+    return profile
+
+
+def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
+    """``("rpc", json)``: publish the JSON on ``<prefix>/rpc`` to poll status.
+
+    Summed channels (``"em1:0+em1:1"``) are polled with one Shelly.GetStatus."""
     if type(request_id) is not int:
         raise ValueError(f"request_id must be an int, not {request_id!r}")
     validate_topic(src)  # the reply is published on "<src>/rpc"
-    frame = {"id": request_id, "src": src, "method": method, "params": {"id": index}}
+    frame: dict[str, Any]
+    if "+" in component:
+        for part in component.split("+"):
+            profile_of(part)
+        frame = {"id": request_id, "src": src, "method": WHOLE_STATUS}
+    else:
+        _kind, index = split_component(component)
+        method = profile_of(component).poll
+        frame = {
+            "id": request_id,
+            "src": src,
+            "method": method,
+            "params": {"id": index},
+        }
     return "rpc", json.dumps(frame, separators=(",", ":"))
 
 
@@ -121,13 +218,21 @@ def _merge_energy(state: dict[str, Any], value: Any) -> None:
         raise UnexpectedShape("aenergy must be an object")
 
 
-def _merge_errors(state: dict[str, Any], value: Any) -> None:
+def _errors_of(state: dict[str, Any]) -> list[str]:
+    """The meter's errors, a three-phase meter's per phase ("phase a: ...")."""
+    errors = list(state.get("errors") or ())
+    for phase in _PHASE_ERRORS:
+        errors.extend(f"phase {phase[0]}: {e}" for e in state.get(phase, ()))
+    return errors
+
+
+def _merge_errors(state: dict[str, Any], value: Any, key: str = "errors") -> None:
     if value is None or value == []:
-        state.pop("errors", None)
+        state.pop(key, None)
     elif type(value) is list and all(type(e) is str for e in value):
-        state["errors"] = list(value)
+        state[key] = list(value)
     else:
-        raise UnexpectedShape("errors must be a list of strings", "invalid_errors")
+        raise UnexpectedShape(f"{key} must be a list of strings", "invalid_errors")
 
 
 class ShellyGen2Parser:
@@ -137,10 +242,15 @@ class ShellyGen2Parser:
         self, prefix: str, component: str = "pm1:0", limits: Limits = DEFAULT_LIMITS
     ) -> None:
         validate_topic(prefix)
-        split_component(component)
+        _kind, index = split_component(component)
+        profile = profile_of(component)
         self.prefix = prefix
         self.component = component
         self.limits = limits
+        self._power_key = profile.power_key
+        # The component holding the counter, when it is another (emdata:N).
+        self._data = f"{profile.data}:{index}" if profile.data else None
+        self._energy_key = profile.energy_key
         self._prefix_slash = prefix + "/"
         self._skip = len(prefix) + 1
         # The merged component status: apower, voltage, current (float),
@@ -228,10 +338,13 @@ class ShellyGen2Parser:
                 raise NotAReading("device event", "notify_event")
             raise NotAReading(f"method {method!r} carries no status", "unknown_method")
         comp = params.get(self.component)
-        if comp is None:
+        data = params.get(self._data) if self._data else None
+        if comp is None and data is None:
             self._learn(ts, received_at, src)
             raise NotAReading(f"no {self.component} in this frame", "no_component")
-        state = self._merged(comp, full)
+        state = self._status.copy() if comp is None else self._merged(comp, full)
+        if data is not None:
+            self._merge_data(state, data)
         if ts is not None:
             newest = self._newest_ts
             if newest is not None and ts < newest:
@@ -248,25 +361,46 @@ class ShellyGen2Parser:
             ts, ts_source = received_at, TS_RECEIVED
         else:
             ts_source = TS_DEVICE
-        aenergy = comp.get("aenergy")
-        fresh = full or (type(aenergy) is dict and "total" in aenergy)
-        return self._reading(state, ts, received_at, ts_source, src, source, fresh)
+        return self._reading(
+            state,
+            ts,
+            received_at,
+            ts_source,
+            src,
+            source,
+            self._fresh(comp, data, full),
+        )
+
+    def _fresh(self, comp: Any, data: Any, full: bool) -> bool:
+        """Did this frame carry the counter?"""
+        if self._data is None:
+            aenergy = comp.get("aenergy")
+            return full or (type(aenergy) is dict and "total" in aenergy)
+        return type(data) is dict and self._energy_key in data
 
     def _status_topic(
         self, name: str, payload: bytes | str, received_at: float
     ) -> Reading:
         # Any: a whole status object, or the component's (unchecked) value.
         status: Any = load_object(payload, self.limits)
-        if name != self.component:
+        data = None
+        if name == self._data:  # the counter's own component: status/emdata:0
+            status, data = None, status
+        elif name != self.component:
             # A whole device status (<prefix>/status) or another component.
+            if self._data and not name:
+                data = status.get(self._data)
             status = status.get(self.component)
-            if status is None:
+            if status is None and data is None:
                 code = "other_component" if name else "no_component"
                 raise NotAReading(f"no {self.component} in this status", code)
-        state = self._merged(status, True)
+        state = self._status.copy() if status is None else self._merged(status, True)
+        if data is not None:
+            self._merge_data(state, data)
         self._status = state
         ts, ts_source = self._offset_time(received_at)
-        return self._reading(state, ts, received_at, ts_source, None, "status", True)
+        fresh = data is not None or self._fresh(status, None, True)
+        return self._reading(state, ts, received_at, ts_source, None, "status", fresh)
 
     def _reply(self, payload: bytes | str, received_at: float) -> Reading:
         frame = load_object(payload, self.limits)
@@ -290,37 +424,46 @@ class ShellyGen2Parser:
                 "foreign_reply",
             )
         result = frame["result"]
-        status = None
+        status = data = None
         if type(result) is dict:
             status = result.get(self.component)  # a Shelly.GetStatus answer
+            if self._data:
+                data = result.get(self._data)
             if (
                 status is None
+                and data is None
                 and type(result.get("id")) is int
                 and any(key in result for key in _STATUS_KEYS)
             ):
-                status = result  # a PM1/Switch/Light.GetStatus answer
-        if status is None:
+                status = result  # a PM1/Switch/EM/EM1.GetStatus answer
+        if status is None and data is None:
             raise NotAReading("reply carries no component status", "rpc_result")
-        state = self._merged(status, True)
+        state = self._status.copy() if status is None else self._merged(status, True)
+        if data is not None:
+            self._merge_data(state, data)
         self._status = state
         ts, ts_source = self._offset_time(received_at)
-        return self._reading(state, ts, received_at, ts_source, src, "rpc_reply", True)
+        fresh = data is not None or self._fresh(status, None, True)
+        return self._reading(state, ts, received_at, ts_source, src, "rpc_reply", fresh)
 
     def _merged(self, comp: Any, full: bool) -> dict[str, Any]:
         """Validate ``comp`` and return the new state; ``self`` is untouched."""
         if type(comp) is not dict:
             raise UnexpectedShape(f"{self.component} status must be an object")
         state = {} if full else self._status.copy()
+        if full and self._data and "aenergy" in self._status:
+            state["aenergy"] = self._status["aenergy"]  # kept in another component
         # Inline fast paths for the common finite float; anything else goes
         # through the full checks in values.py (which raise with a reason).
-        if "apower" in comp:
-            value = comp["apower"]
+        key = self._power_key
+        if key in comp:
+            value = comp[key]
             if type(value) is float and 0.0 <= value <= self.limits.max_power_w:
                 state["apower"] = value
             elif value is None:
                 state.pop("apower", None)
             else:
-                state["apower"] = power(value, self.limits, "apower")
+                state["apower"] = power(value, self.limits, key)
         for key in _PLAIN_KEYS:
             if key in comp:
                 value = comp[key]
@@ -334,10 +477,24 @@ class ShellyGen2Parser:
             _merge_energy(state, comp["aenergy"])
         if "errors" in comp:
             _merge_errors(state, comp["errors"])
-        if "errors" in state:
+        for phase in _PHASE_ERRORS:
+            if phase in comp:  # a three-phase meter's errors of one phase
+                _merge_errors(state, comp[phase], phase)
+        if "errors" in state or any(p in state for p in _PHASE_ERRORS):
             # A failing meter's power is untrusted: do not hold it either.
             state.pop("apower", None)
         return state
+
+    def _merge_data(self, state: dict[str, Any], data: Any) -> None:
+        """The counter of an EM/EM1 from its data component (emdata:N)."""
+        if type(data) is not dict:
+            raise UnexpectedShape(f"{self._data} status must be an object")
+        if self._energy_key in data:  # else an early firmware's {"id": 0}
+            total = data[self._energy_key]
+            if total is None:
+                state.pop("aenergy", None)
+            else:
+                state["aenergy"] = {"total": energy(total, self._energy_key)}
 
     def _learn(self, ts: float | None, received_at: float, src: str | None) -> None:
         if ts is not None:
@@ -363,7 +520,7 @@ class ShellyGen2Parser:
     ) -> Reading:
         """The reading of ``state``; the energy counter only when ``fresh``."""
         device_key = src or self.prefix
-        errors = state.get("errors")
+        errors = _errors_of(state)
         if errors:
             return Reading(
                 ts=ts,
@@ -374,9 +531,9 @@ class ShellyGen2Parser:
                 source=source,
             )
         watts = state.get("apower")
-        if watts is None:
-            raise NotAReading(f"no power known yet for {self.component}", "no_power")
         aenergy = state.get("aenergy") if fresh else None
+        if watts is None and aenergy is None:
+            raise NotAReading(f"no power known yet for {self.component}", "no_power")
         return Reading(
             ts=ts,
             received_at=received_at,
@@ -389,13 +546,25 @@ class ShellyGen2Parser:
             source=source,
         )
 
+    def held_power(self) -> float | None:
+        """The power this channel holds (None: unknown, or a meter error)."""
+        return self._status.get("apower")
+
+    def held_energy(self) -> float | None:
+        aenergy = self._status.get("aenergy")
+        return aenergy["total"] if aenergy else None
+
+    def held_errors(self) -> list[str]:
+        return _errors_of(self._status)
+
     def snapshot(self) -> dict[str, Any]:
         """Primitives to persist, so a restarted runtime merges deltas on."""
         status = dict(self._status)
         if "aenergy" in status:
             status["aenergy"] = dict(status["aenergy"])
-        if "errors" in status:
-            status["errors"] = list(status["errors"])
+        for key in ("errors", *_PHASE_ERRORS):
+            if key in status:
+                status[key] = list(status[key])
         return {
             "component": self.component,
             "status": status,
@@ -418,6 +587,10 @@ class ShellyGen2Parser:
         if state.get("component", self.component) != self.component:
             # The device was reconfigured to another component.
             status = newest_ts = None
+        if type(status) is dict and "apower" in status:
+            # Held under "apower" whatever the profile reads (act_power, ...).
+            status = {k: v for k, v in status.items() if k != "apower"}
+            status[self._power_key] = state["status"]["apower"]
         try:
             self._status = self._merged(status, True) if type(status) is dict else {}
         except ParseError:

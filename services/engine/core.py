@@ -25,6 +25,7 @@ from ...parsers import (
     NotAReading,
     Reading,
     RejectedPayload,
+    discovered_component,
     poll_request,
     reply_route,
 )
@@ -399,7 +400,7 @@ class Engine(Fleet):
             try:
                 suffix, payload = poll_request(dev.cfg.component or "", request_id, src)
             except ValueError:
-                continue  # e.g. em1:N has no GetStatus poll
+                continue  # a component without a status poll
             dev.last_poll_mono = now
             self._pending_polls[request_id] = (dev.id, now)
             out.append((dev.connection_id, f"{dev.cfg.topic_prefix}/{suffix}", payload))
@@ -507,10 +508,7 @@ def _peek_src(payload: bytes) -> tuple[str, str] | None:
     params = frame.get("params")
     if type(src) is not str or not src.startswith("shelly") or type(params) is not dict:
         return None
-    for key in params:
-        if key.startswith(("pm1:", "switch:", "light:")):
-            return src[:64], key
-    return src[:64], "pm1:0"
+    return src[:64], discovered_component(src, list(params))
 
 
 def _newer(dev: DeviceRuntime, reading: Reading, ts: float, last_ts: float) -> bool:

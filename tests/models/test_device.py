@@ -78,6 +78,32 @@ class TestDeviceRules(WorkshopCase):
         self.device.write({"parser_type": "shelly_gen1", "component": "emeter:1"})
         self.device.write({"parser_type": "shelly_gen2", "component": "switch:0"})
         self.assertEqual(self.device.component, "switch:0")
+        # Three-phase and summed channels; the parser's rules are the model's.
+        accepted = [
+            ("shelly_gen2", "em:0"),
+            ("shelly_gen2", "em1:1"),
+            ("shelly_gen2", "em1:0+em1:1"),
+            ("shelly_gen1", "roller:0"),
+            ("shelly_gen1", "emeter:0+emeter:1+emeter:2"),
+        ]
+        for parser_type, component in accepted:
+            vals = {"parser_type": parser_type, "component": component}
+            self.device.write(vals)
+            self.assertEqual(self.device.component, component)
+        refused = [
+            ("shelly_gen2", "em:0+em:0"),  # a channel twice
+            ("shelly_gen2", "emdata:0"),  # the counters, not a channel
+            ("shelly_gen1", "emeter:0+"),
+            ("shelly_gen1", "+".join(f"emeter:{n}" for n in range(9))),
+        ]
+        for parser_type, component in refused:
+            vals = {"parser_type": parser_type, "component": component}
+            with (
+                self.subTest(component=component),
+                self.assertRaisesRegex(ValidationError, "not a metering channel"),
+                self.cr.savepoint(),
+            ):
+                self.device.write(vals)
 
     def test_generic_meter_topic_filters(self):
         device = self.make_device(

@@ -40,7 +40,9 @@ def test_relay_power_fixture():
 def test_relay_energy_is_watt_minutes_and_power_is_held():
     parser = ShellyGen1Parser(PLUG, "relay:0")
     energy = fixture("shellyplug-s_fw1.14.0_relay_0_energy.txt")
-    assert code_of(parser, f"{PLUG}/relay/0/energy", energy) == "no_power"
+    # Before any power: a reading with the counter alone.
+    first = parser.parse(f"{PLUG}/relay/0/energy", energy, R)
+    assert (first.power_w, first.energy_wh) == (None, pytest.approx(7404 / 60))
     assert parser.snapshot()["energy_wh"] == pytest.approx(7404 / 60)
     # A power frame carries no counter: the held one is no new sample.
     power = parser.parse(f"{PLUG}/relay/0/power", b"10.5", R)
@@ -50,6 +52,20 @@ def test_relay_energy_is_watt_minutes_and_power_is_held():
     later = parser.parse(f"{PLUG}/relay/0/power", b"11", R + 31)
     assert (later.power_w, later.energy_wh) == (11.0, None)
     assert parser.snapshot() == {"power_w": 11.0, "energy_wh": 124.4}
+
+
+def test_roller_channel_fixtures():
+    """A 2.5 in roller mode: power in W, its counter in watt-minutes."""
+    shutter = "shellies/shellyswitch25-98cdac1f2e3d"
+    parser = ShellyGen1Parser(shutter, "roller:0")
+    power = fixture("shellyswitch25_fw1.14.0_roller_0_power.txt")
+    energy = fixture("shellyswitch25_fw1.14.0_roller_0_energy.txt")
+    assert parser.parse(f"{shutter}/roller/0/power", power, R).power_w == 482.77
+    reading = parser.parse(f"{shutter}/roller/0/energy", energy, R + 1)
+    assert (reading.power_w, reading.energy_wh) == (482.77, 19860 / 60)
+    assert code_of(parser, f"{shutter}/relay/0/power", b"1.0") == "other_topic"
+    with pytest.raises(ValueError, match="relay:N, roller:N or emeter:N"):
+        ShellyGen1Parser(shutter, "light:0")
 
 
 def test_emeter_channel_fixtures():

@@ -113,8 +113,9 @@ def test_full_frames_carry_the_energy_they_have(parser):
     assert parser.parse(EV, notify({"apower": 4.0}), R).energy_wh is None
 
 
-def test_energy_only_delta_before_any_power_is_not_a_reading(parser):
-    assert code_of(parser, EV, notify({"aenergy": {"total": 5.5}})) == "no_power"
+def test_energy_only_delta_before_any_power_is_a_reading_without_power(parser):
+    reading = parser.parse(EV, notify({"aenergy": {"total": 5.5}}), R)
+    assert vals(reading, "power_w energy_wh") == (None, 5.5)
     # It is held, but the first power delta does not carry it as a new sample.
     assert vals(parser.parse(EV, notify({"apower": 2}), R), "energy_wh") == (None,)
     assert parser.snapshot()["status"] == {"apower": 2.0, "aenergy": {"total": 5.5}}
@@ -280,7 +281,7 @@ def test_against_a_model_stale_frames_never_merge_and_energy_is_fresh(frames):
             newest = ts
         if full or apower is not None:
             power = apower
-        if power is None:
+        if power is None and total is None:
             assert code_of(parser, EV, payload) == "no_power"
         else:
             reading = parser.parse(EV, payload, R)

@@ -16,6 +16,7 @@ from ....services.engine.core import Engine
 from ....services.engine.device import DeviceConfig
 from ....services.engine.types import DetectorConfig
 from ....services.mqtt.inbound import InboundMessage
+from ... import fixtures
 
 T0 = 1_780_000_000.0
 PREFIX = "shellypmminig3-aabbccddeeff"
@@ -246,6 +247,16 @@ def test_unmatched_topics_and_discovery(setup):
     assert batch.stats[1]["unmatched"] == 2
     assert batch.discovered == {(1, other): {"src": other, "component": "pm1:0"}}
     assert len([r for r in batch.raw_rows if r.status == "unmatched"]) == 1
+    # A Pro 3EM's frame names em:0; a Gen4 plug's announcement names none.
+    pro3em = "shellypro3em-c8f09e8a1b2c"
+    status = fixtures.frame("shellypro3em_fw1.2.2_events_notify_status_em.json")
+    body = status.replace(b"shellypro3em-c8f09e8841d8", pro3em.encode())
+    core.handle(1, raw(f"{pro3em}/events/rpc", body), batch)
+    plug = "shellyplugpmg4-a0b1c2d3e4f5"
+    online = {"src": plug, "method": "NotifyFullStatus", "params": {"ts": T0}}
+    core.handle(1, raw(f"{plug}/events/rpc", json.dumps(online).encode()), batch)
+    assert batch.discovered[(1, pro3em)] == {"src": pro3em, "component": "em:0"}
+    assert batch.discovered[(1, plug)] == {"src": plug, "component": "pm1:0"}
 
 
 def test_polls_and_their_replies(setup):
