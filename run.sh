@@ -151,8 +151,8 @@ if [ "$CREATED" = 1 ]; then
 fi
 
 echo "Starting the meter simulator (speed x$SPEED, seed $SEED)"
+# Without --devices it plays the demo workshop's meters (DEMO in shelly_sim.py).
 "$PY" "$ROOT/tools/shelly_sim.py" --host 127.0.0.1 --port "$BROKER_PORT" \
-    --devices laser:shellypmminig3-d0ca5e000001,saw:shellypmminig3-d0ca5e000002,printer:shellypmminig3-d0ca5e000003 \
     --speed "$SPEED" --seed "$SEED" >"$STATE/log/simulator.log" 2>&1 &
 PIDS+=($!)
 

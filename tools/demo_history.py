@@ -24,10 +24,14 @@ import zoneinfo
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from harness_base import import_addon  # noqa: E402
-from shelly_sim import Meter  # noqa: E402
+from shelly_sim import make_meter  # noqa: E402
 
 import_addon()
-from open_workshop_mqtt.parsers import ParseError, ShellyGen2Parser  # noqa: E402
+from open_workshop_mqtt.parsers import (  # noqa: E402
+    ParseError,
+    make_parser,
+    poll_request,
+)
 from open_workshop_mqtt.services.engine import history  # noqa: E402
 from open_workshop_mqtt.services.engine.machine import (  # noqa: E402
     SessionStateMachine,
@@ -97,7 +101,7 @@ class Rpc:
 
 def day_readings(device, profile, start_ts, seconds, seed):
     """(ts, power, energy) the runner would read during one opening day."""
-    meter = Meter(
+    meter = make_meter(
         device["shelly_id"],
         profile,
         device["topic_prefix"],
@@ -106,10 +110,11 @@ def day_readings(device, profile, start_ts, seconds, seed):
         schedule="quiet",
         sample_s=5.0,
     )
-    parser = ShellyGen2Parser(device["topic_prefix"], device["component"] or "pm1:0")
-    poll = json.dumps(
-        {"id": 1, "src": "owm-demo", "method": "PM1.GetStatus", "params": {"id": 0}}
+    component = device["component"] or "pm1:0"
+    parser = make_parser(
+        "shelly_gen2", prefix=device["topic_prefix"], component=component
     )
+    _topic, poll = poll_request(component, 1, "owm-demo")
     out = []
     t = 0.0
     while t < seconds:
@@ -150,8 +155,10 @@ def main():
     today = dt.datetime.now(tz).date()
     created = 0
     for n, device in enumerate(devices):
-        profile = PROFILES.get(device["machine_type"], "laser")
-        device["shelly_id"] = f"shellypmminig3-{0xD0CA5E000100 + n:012x}"
+        model, profile = "shellypmminig3", PROFILES.get(device["machine_type"], "laser")
+        if (device["component"] or "").startswith("em:"):
+            model, profile = "shellypro3em", "saw3"  # three-phase
+        device["shelly_id"] = f"{model}-{0xD0CA5E000100 + n:012x}"
         config = DetectorConfig(**{k: device[k] for k in DETECTOR_FIELDS})
         machine = SessionStateMachine(config)
         tail = history.HistoryTail(device["id"], device["company_id"][0])

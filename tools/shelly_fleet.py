@@ -15,9 +15,11 @@ from collections.abc import Iterable
 
 try:
     from shelly_meter import DEVICE_ID, KINDS, MODEL, Meter
+    from shelly_meter_3em import make_meter
     from shelly_profiles import MIXED, PROFILES
 except ModuleNotFoundError:  # imported as tools.shelly_fleet
     from tools.shelly_meter import DEVICE_ID, KINDS, MODEL, Meter
+    from tools.shelly_meter_3em import make_meter
     from tools.shelly_profiles import MIXED, PROFILES
 
 PER_METER_CLIENTS_MAX = 20  # above this a fleet shares one MQTT client
@@ -69,7 +71,7 @@ def _make_meter(spec, seed, schedule, status_topic) -> Meter:
         spec = parse_devices(spec)[0]
     profile, device_id, *rest = spec
     prefix = rest[0] if rest else None
-    return Meter(
+    return make_meter(
         device_id,
         profile,
         prefix,

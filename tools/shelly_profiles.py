@@ -1,4 +1,4 @@
-"""Machine power profiles for the Shelly PM Mini Gen3 simulator (shelly_sim.py).
+"""Machine power profiles for the Shelly meter simulator (shelly_sim.py).
 
 A profile is a small class whose :meth:`Profile.segments` turns a seeded
 ``random.Random`` into an endless schedule of :class:`Segment` s in simulated
@@ -108,27 +108,45 @@ class TableSaw(Profile):
     name = "saw"
     cuts = {"busy": (3, 8), "quiet": (5, 25)}
     gap = {"busy": (20.0, 60.0), "quiet": (300.0, 2700.0)}
+    #: W: spin-up level, cutting level, the clamp (lo, hi), the noise of each
+    spin_up_w = (1500.0, 1650.0)
+    cut_w = (1650.0, 1980.0)
+    clamp_w = (1500.0, 2000.0)
+    jitter_w = (10.0, 25.0)
 
     def segments(self, rng):
+        lo, hi = self.clamp_w
+        spin_jitter, cut_jitter = self.jitter_w
         yield Segment(self._first(rng), 0.0, "off")
         while True:
             count = rng.randint(*self.cuts[self.schedule])
             for number in range(count):
                 total = _u(rng, 3.0, 15.0)
                 spin_up = min(_u(rng, 1.0, 2.5), round(total / 2, 1))
-                watts = _u(rng, 1500.0, 1650.0)
-                yield Segment(spin_up, watts, "spin_up", 10.0, lo=1500.0, hi=2000.0)
+                watts = _u(rng, *self.spin_up_w)
+                yield Segment(spin_up, watts, "spin_up", spin_jitter, lo=lo, hi=hi)
                 yield Segment(
                     round(total - spin_up, 1),
-                    _u(rng, 1650.0, 1980.0),
+                    _u(rng, *self.cut_w),
                     "cut",
-                    25.0,
-                    lo=1500.0,
-                    hi=2000.0,
+                    cut_jitter,
+                    lo=lo,
+                    hi=hi,
                 )
                 if number < count - 1:
                     yield Segment(_u(rng, 10.0, 60.0), 0.0, "pause")
             yield Segment(self._gap(rng), 0.0, "off")
+
+
+class FormatSaw(TableSaw):
+    """Three-phase panel saw (400 V, a 4 kW motor; metered by a Pro 3EM):
+    the table saw's rhythm at 3.0-4.5 kW."""
+
+    name = "saw3"
+    spin_up_w = (3000.0, 3400.0)
+    cut_w = (3400.0, 4400.0)
+    clamp_w = (3000.0, 4500.0)
+    jitter_w = (20.0, 50.0)
 
 
 class Printer(Profile):
@@ -175,12 +193,14 @@ class Compressor(Profile):
             yield Segment(_u(rng, 120.0, 480.0), 0.0, "off")
 
 
-PROFILES = {cls.name: cls for cls in (Laser, TableSaw, Printer, Compressor)}
-MIXED = tuple(PROFILES)  # "mixed": meter i plays MIXED[i % 4]
+PROFILES = {cls.name: cls for cls in (Laser, TableSaw, Printer, Compressor, FormatSaw)}
+# "mixed": meter i plays MIXED[i % 4] (single-phase machines on PM Minis)
+MIXED = ("laser", "saw", "printer", "compressor")
 
 
 def make_profile(name: str, schedule: str = "busy") -> Profile:
-    """A profile instance by name (``laser``, ``saw``, ``printer``, ``compressor``)."""
+    """A profile instance by name (``laser``, ``saw``, ``printer``, ``compressor``,
+    ``saw3``)."""
     try:
         cls = PROFILES[name]
     except KeyError:

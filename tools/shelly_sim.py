@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Shelly PM Mini Gen3 fleet simulator: realistic, repeatable MQTT meter traffic.
+"""Shelly meter fleet simulator: realistic, repeatable MQTT meter traffic.
 
-Each virtual meter (device id ``shellypmminig3-<12 hex>``, component ``pm1:0``)
-plays a machine profile (see shelly_profiles.py) and speaks the firmware's
-MQTT dialect (tests/fixtures/shelly_captures/README.md has the facts):
+Each virtual meter (device id ``shellypmminig3-<12 hex>``, component ``pm1:0``;
+a ``shellypro3em-<12 hex>`` is a three-phase Pro 3EM on ``em:0``, see
+shelly_meter_3em.py) plays a machine profile (see shelly_profiles.py) and
+speaks the firmware's MQTT dialect (tests/fixtures/shelly_captures/README.md
+has the facts):
 
 - ``<prefix>/online``: ``true`` after connect; ``false`` is its Last Will.
 - ``<prefix>/events/rpc``: a ``NotifyFullStatus`` after connect, then
@@ -48,7 +50,7 @@ per-meter Last Will then (a connection has a single will), which keeps
 Usage::
 
     python3 tools/shelly_sim.py --devices laser:shellypmminig3-d0ca5e000001,\\
-saw:shellypmminig3-d0ca5e000002,printer:shellypmminig3-d0ca5e000003 --speed 10
+saw3:shellypro3em-d0ca5e000004 --speed 10
     python3 tools/shelly_sim.py --count 1000 --profile mixed --speed 20 --qos 0
     python3 tools/shelly_sim.py --count 4 --dump 3600 --start-ts 1767225600 > f.jsonl
 
@@ -84,6 +86,7 @@ try:
         parse_devices,
     )
     from shelly_meter import DEVICE_ID, KINDS, MODEL, Frame, Meter
+    from shelly_meter_3em import ThreePhaseMeter, make_meter
     from shelly_profiles import PROFILES, SCHEDULES
 except ModuleNotFoundError:  # imported as tools.shelly_sim
     from tools.shelly_fleet import (
@@ -94,6 +97,7 @@ except ModuleNotFoundError:  # imported as tools.shelly_sim
         parse_devices,
     )
     from tools.shelly_meter import DEVICE_ID, KINDS, MODEL, Frame, Meter
+    from tools.shelly_meter_3em import ThreePhaseMeter, make_meter
     from tools.shelly_profiles import PROFILES, SCHEDULES
 
 __all__ = [
@@ -104,10 +108,12 @@ __all__ = [
     "Fleet",
     "Frame",
     "Meter",
+    "ThreePhaseMeter",
     "build_parser",
     "dump",
     "fleet_specs",
     "main",
+    "make_meter",
     "parse_devices",
     "summary",
 ]
@@ -116,6 +122,7 @@ DEMO = (
     ("laser", "shellypmminig3-d0ca5e000001"),
     ("saw", "shellypmminig3-d0ca5e000002"),
     ("printer", "shellypmminig3-d0ca5e000003"),
+    ("saw3", "shellypro3em-d0ca5e000004"),
 )
 
 
@@ -146,9 +153,9 @@ def dump(meters: list[Meter], until_sim_s: float, out) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="shelly_sim.py",
-        description="Simulate Shelly PM Mini Gen3 power meters on an MQTT broker.",
+        description="Simulate Shelly power meters (PM Mini Gen3, Pro 3EM) on a broker.",
         epilog=(
-            "Without --devices or --count it plays the demo trio: "
+            "Without --devices or --count it plays the demo workshop: "
             + ", ".join(f"{p}:{d}" for p, d in DEMO)
             + ". SIGINT/SIGTERM stop it cleanly (exit 0; a clean disconnect does "
             "not fire the Last Will, the retained online=true stays)."
