@@ -13,7 +13,8 @@
 #
 # Needs: PostgreSQL (local socket, current user may create databases), the
 # mosquitto binary (tests start their own brokers on free ports; the Odoo tests
-# also use 127.0.0.1:1883), Chromium for the browser tour. Odoo 18.0 is built
+# also use 127.0.0.1:1883), Chromium for the browser tour, nginx for the
+# deployment test (both installed when missing and run as root with apt). Odoo 18.0 is built
 # once per user (tools/bootstrap_odoo.sh) when no Python here imports it. Each
 # Odoo stage uses a throwaway database that is dropped.
 set -u
@@ -37,6 +38,11 @@ if ! "$PY" -c "import pytest, pytest_timeout, hypothesis, paho.mqtt, websocket, 
             "$PY" -m pip install --quiet --disable-pip-version-check -r requirements-test.txt >&2 ;;
     esac
 fi
+if want e2e && ! command -v nginx >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
+    command -v apt-get >/dev/null 2>&1; then
+    echo "== installing nginx for the deployment test (apt-get install nginx)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null
+fi
 if want odoo && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] &&
     command -v apt-get >/dev/null 2>&1; then
     echo "== installing Chromium for the browser tour (apt-get install chromium)"
@@ -51,6 +57,9 @@ if want odoo || want e2e; then
         missing+=("PostgreSQL: cannot connect to the local server as '$(id -un)' (is it running?)")
     command -v mosquitto >/dev/null 2>&1 || missing+=("Mosquitto: the 'mosquitto' binary is not installed (apt-get install mosquitto)")
     port_open 127.0.0.1 1883 || missing+=("Mosquitto: nothing listens on 127.0.0.1:1883 (start: mosquitto -d)")
+fi
+if want e2e; then
+    command -v nginx >/dev/null 2>&1 || missing+=("nginx: needed for the deployment test (apt-get install nginx)")
 fi
 if want odoo; then
     command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
@@ -162,6 +171,7 @@ if want odoo; then
     fi
     pytest_stage odoo -q --odoo-database="$DB" --odoo-addons-path="$OWM_ADDONS_PATH" \
         --odoo-log-level=warn --odoo-http --odoo-extra="data-dir=$WORK/data" \
+        --odoo-extra=test-enable \
         "$T/models" "$T/services/runner" "$T/browser"
 fi
 

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # A live demo workshop in one command: Odoo 18 with this addon loaded
-# server-wide (the MQTT runner inside Odoo), a local MQTT broker, and three
-# simulated Shelly PM Mini Gen3 meters (laser cutter, table saw, 3D printer).
+# server-wide (the MQTT runner inside Odoo), a local MQTT broker, and four
+# simulated Shelly meters (laser cutter, table saw, 3D printer on PM Minis; a
+# three-phase format saw on a Pro 3EM). Odoo is built once when no Python
+# imports it; PostgreSQL and Mosquitto are started privately when none runs.
 #
 #   ./run.sh                 start (creates the demo database on first run)
 #   ./run.sh --reset         drop the demo database and start fresh
 #   OWM_DB=mydemo OWM_PORT=8070 OWM_SPEED=5 OWM_MQTT_PORT=1884 ./run.sh
 #
-# Ctrl-C stops everything this script started (Odoo, simulator, broker).
+# Ctrl-C stops everything this script started (Odoo, simulator, broker, database).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 . "$ROOT/tools/odoo_env.sh"
+# shellcheck source=tools/local_services.sh
+. "$ROOT/tools/local_services.sh"
 
 DB="${OWM_DB:-owm_demo}"
 PORT="${OWM_PORT:-8069}"
@@ -21,7 +25,7 @@ RESET=0
 for arg in "$@"; do
     case "$arg" in
         --reset) RESET=1 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) echo "unknown option: $arg (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -30,8 +34,6 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 PY="$(ensure_odoo_python)" || die "no Python imports Odoo 18.0 and building one failed (see above)"
 ODOO_BIN="$(odoo_bin "$PY")"
 "$PY" -c "import paho.mqtt" 2>/dev/null || die "paho-mqtt is missing: $PY -m pip install -r $ROOT/requirements.txt"
-"$PY" -c "import psycopg2; psycopg2.connect(dbname='postgres').close()" 2>/dev/null ||
-    die "cannot reach PostgreSQL as '$(id -un)' on the local socket (is it running?)"
 port_open 127.0.0.1 "$PORT" && die "port $PORT is busy (another Odoo?); set OWM_PORT"
 
 STATE="${XDG_STATE_HOME:-$HOME/.local/state}/open_workshop_mqtt"
@@ -59,26 +61,18 @@ cleanup() {
     if [ "$1" = INT ] && [ ${#PIDS[@]} -gt 0 ]; then wait_gone 10 || true; fi
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait_gone 10 || for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    stop_local_services
     echo "Stopped. The demo database '$DB' is kept (./run.sh --reset starts fresh)."
 }
 trap 'cleanup INT' INT
 trap 'cleanup TERM' TERM
 trap 'cleanup EXIT' EXIT
 
-if ! port_open 127.0.0.1 "$BROKER_PORT"; then
-    command -v mosquitto >/dev/null || die "no broker on 127.0.0.1:$BROKER_PORT and no 'mosquitto' to start one"
-    echo "Starting a local Mosquitto on 127.0.0.1:$BROKER_PORT"
-    cat >"$STATE/mosquitto.conf" <<EOF
-listener $BROKER_PORT 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $STATE/
-max_queued_messages 100000
-EOF
-    mosquitto -c "$STATE/mosquitto.conf" >"$STATE/log/mosquitto.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 1 50); do port_open 127.0.0.1 "$BROKER_PORT" && break; sleep 0.1; done
-fi
+# PostgreSQL and a broker: the running ones, else private ones (stopped by Ctrl-C).
+pg_answers "$PY" || start_private_postgres "$STATE" "$PY" ||
+    die "cannot reach PostgreSQL as '$(id -un)' and could not start one"
+port_open 127.0.0.1 "$BROKER_PORT" || start_private_mosquitto "$STATE" "$BROKER_PORT" ||
+    die "no broker on 127.0.0.1:$BROKER_PORT and could not start one"
 
 db_has_addon() {
     "$PY" - "$DB" <<'EOF' 2>/dev/null

@@ -5,6 +5,7 @@ import itertools
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import urllib.request
@@ -26,9 +27,22 @@ def pg_connect(dbname="postgres"):
     return cnx
 
 
+# Where a server started without --data-dir (the template install) keeps files.
+DEFAULT_DATA_DIR = pathlib.Path.home() / ".local" / "share" / "Odoo"
+
+
 def drop_database(name):
     with contextlib.closing(pg_connect()) as cnx, cnx.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    shutil.rmtree(DEFAULT_DATA_DIR / "filestore" / name, ignore_errors=True)
+
+
+def copy_filestore(template, name, data_dir):
+    """The template's files (web assets, icons) for a clone served with
+    ``data_dir``: without them the web client logs a traceback per file."""
+    source = DEFAULT_DATA_DIR / "filestore" / template
+    if source.is_dir():
+        shutil.copytree(source, pathlib.Path(data_dir) / "filestore" / name)
 
 
 def create_template(name, log_path, demo=False):
@@ -60,8 +74,14 @@ def clone_database(template, name):
 class OdooServer:
     """An ``odoo`` server process with the addon loaded server-wide."""
 
-    def __init__(self, dbname, workdir, workers=0, node=None, http_port=None, env=None):
+    def __init__(
+        self, dbname, workdir, workers=0, node=None, http_port=None, env=None, conf=None
+    ):
+        """``conf``: start on this odoo.conf alone (``-c``), which must use
+        this server's ``http_port``, ``gevent_port``, ``log_path`` and
+        ``workers``; else the harness's own command line."""
         self.dbname = dbname
+        self.conf = conf
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.workers = workers
@@ -101,6 +121,8 @@ class OdooServer:
             f"--data-dir={self.workdir / 'data'}",
             "--limit-time-real=600",
         ]
+        if self.conf:
+            cmd = [*odoo_command(), "-c", str(self.conf)]
         self.proc = subprocess.Popen(
             cmd,
             env=env,

@@ -9,7 +9,7 @@ PY="$(ensure_odoo_python)"
 ODOO_BIN="$(odoo_bin "$PY")"
 WORK="$(mktemp -d)"
 DB="owm_i18n_$$"
-trap 'dropdb --if-exists "$DB" >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
+trap 'dropdb --if-exists "$DB" >/dev/null 2>&1 || true; rm -rf "$WORK" "$HOME/.local/share/Odoo/filestore/$DB"' EXIT
 mkdir -p "$WORK/addons" && ln -s "$ROOT" "$WORK/addons/open_workshop_mqtt"
 ADDONS="$(cd "$WORK" && "$PY" -c "from odoo.tools import config; config.parse_config([]); print(config['addons_path'])" | tail -1),$WORK/addons"
 "$PY" "$ODOO_BIN" -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS" --without-demo=all \

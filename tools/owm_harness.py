@@ -47,6 +47,7 @@ from harness_odoo import (  # noqa: F401
     RpcError,
     clone_database,
     connection_row,
+    copy_filestore,
     create_template,
     db_scalar,
     drop_database,
