@@ -18,12 +18,8 @@ from .factory import PARSER_TYPES, Parser, make_parser, subscriptions_for
 from .gen1_parser import ShellyGen1Parser
 from .generic_parser import GenericJsonParser
 from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
-from .shelly_parser import (
-    ShellyGen2Parser,
-    discovered_component,
-    poll_request,
-    reply_route,
-)
+from .shelly_parser import ShellyGen2Parser
+from .shelly_rpc import discovered_component, poll_request, reply_route
 from .topic_filter import (
     TopicRouter,
     filter_covers,

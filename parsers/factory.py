@@ -6,7 +6,7 @@ this maps them to a parser object without the model importing each class.
 
 from typing import Any, Final, Protocol
 
-from . import gen1_parser, generic_parser, shelly_parser, summed
+from . import gen1_parser, generic_parser, shelly_parser, shelly_rpc, summed
 from .reading import Reading
 from .topic_filter import validate_filter
 from .values import DEFAULT_LIMITS, Limits
@@ -113,5 +113,5 @@ def subscriptions_for(
         return [topic_filter]
     prefix = _require(prefix, "topic prefix", parser_type)
     if parser_type == "shelly_gen2":
-        return shelly_parser.subscriptions(prefix)
+        return shelly_rpc.subscriptions(prefix)
     return gen1_parser.subscriptions(prefix)

@@ -27,7 +27,7 @@ from .exceptions import (
     unexpected,
 )
 from .reading import TS_RECEIVED, Reading
-from .shelly_parser import split_component
+from .shelly_rpc import split_component
 from .topic_filter import validate_topic
 from .values import (
     DEFAULT_LIMITS,

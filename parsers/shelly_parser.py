@@ -23,8 +23,6 @@ older than the newest one merged is stale (a redelivery or an out-of-order
 frame): ``NotAReading("stale")``, and nothing is merged.
 """
 
-import json
-from dataclasses import dataclass
 from typing import Any, Final
 
 from .exceptions import (
@@ -34,13 +32,13 @@ from .exceptions import (
     unexpected,
 )
 from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
+from .shelly_rpc import profile_of, split_component, subscriptions
 from .topic_filter import validate_topic
 from .values import (
     DEFAULT_LIMITS,
     SYNCED_TS_MAX,
     SYNCED_TS_MIN,
     Limits,
-    Payload,
     device_time,
     energy,
     load_object,
@@ -51,37 +49,6 @@ from .values import (
     power,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """Where a kind of metering component keeps its power and its counter."""
-
-    power_key: str  # the active power, W
-    data: str | None  # the component holding the counter (None: this one)
-    energy_key: str  # the counter, Wh ("total" of aenergy when data is None)
-    poll: str  # the RPC method answering the component's status
-    label: str  # what it is, for people
-
-
-PROFILES: Final = {
-    "pm1": Profile("apower", None, "total", "PM1.GetStatus", "PM Mini Gen3/Gen4"),
-    "switch": Profile(
-        "apower", None, "total", "Switch.GetStatus", "Plus/Pro/Gen3/Gen4 1PM, 2PM, Plug"
-    ),
-    "light": Profile("apower", None, "total", "Light.GetStatus", "dimmer"),
-    "em": Profile(
-        "total_act_power", "emdata", "total_act", "EM.GetStatus", "Pro 3EM, 3EM-63"
-    ),
-    "em1": Profile(
-        "act_power",
-        "em1data",
-        "total_act_energy",
-        "EM1.GetStatus",
-        "Pro EM, EM Gen3/Gen4, EM Mini",
-    ),
-}
-# Answers the status of every component at once: the poll of summed channels.
-WHOLE_STATUS: Final = "Shelly.GetStatus"
 # Keys that make an RPC ``result`` a component status (PM1/Switch/EM.GetStatus),
 # not the answer to some other call such as Switch.Set ({"was_on": true}).
 _PLAIN_KEYS: Final = ("voltage", "current")
@@ -96,112 +63,6 @@ _STATUS_KEYS: Final = (
     "errors",
 )
 _PHASE_ERRORS: Final = ("a_errors", "b_errors", "c_errors", "n_errors")
-
-
-def split_component(component: str) -> tuple[str, int]:
-    """``"pm1:0"`` -> ``("pm1", 0)``; ValueError for anything else."""
-    kind, sep, index = (
-        component.partition(":") if type(component) is str else ("", "", "")
-    )
-    if not (sep and kind and index.isdigit() and index.isascii()):
-        raise ValueError(f"component must look like 'pm1:0', not {component!r}")
-    return kind, int(index)
-
-
-def subscriptions(prefix: str) -> list[str]:
-    """Topic filters the bridge subscribes for one Gen2+ device.
-
-    RPC replies arrive on ``<bridge src>/rpc``, which the bridge subscribes
-    once for all devices and routes with :func:`reply_route`.
-    """
-    validate_topic(prefix)
-    return [f"{prefix}/events/rpc", f"{prefix}/status/+", f"{prefix}/online"]
-
-
-# A device id's model part -> the metering component it reports on, for a
-# discovered device whose frame names none (first match wins; Gen4 ids such as
-# shelly1pmg4-... and shellypmminig4-... follow their Gen3 kin).
-DEVICE_COMPONENTS: Final = (
-    ("shellypmmini", "pm1:0"),  # PM Mini Gen3/Gen4
-    ("shellyplugpm", "pm1:0"),
-    ("shellypro3em", "em:0"),  # Pro 3EM, -63, -400, -3CT63 (three-phase profile)
-    ("shelly3em63", "em:0"),  # 3EM-63 Gen3
-    ("shellyproem", "em1:0"),  # Pro EM-50
-    ("shellyemmini", "em1:0"),  # EM Mini Gen4
-    ("shellyem", "em1:0"),  # EM Gen3/Gen4
-    ("shelly", "switch:0"),  # 1PM, 2PM, Plus/Pro/Mini/Gen4 switches, plugs
-)
-# The metering components a frame may name, the likeliest first.
-_METERING: Final = ("em:", "em1:", "pm1:", "switch:", "light:")
-
-
-def discovered_component(device_id: str, keys: list[str]) -> str:
-    """The component to read a newly seen Shelly on: one its frame names
-    (``keys``: the frame's ``params`` keys), else the one its model reports on."""
-    for kind in _METERING:
-        for key in keys:
-            if key.startswith(kind):
-                return key
-    model = device_id.lower()
-    for prefix, component in DEVICE_COMPONENTS:
-        if model.startswith(prefix):
-            return component
-    return "switch:0"
-
-
-def profile_of(component: str) -> Profile:
-    """The profile of ``"em:0"`` and the like; ValueError for an unknown kind."""
-    kind, _index = split_component(component)
-    profile = PROFILES.get(kind)
-    if profile is None:
-        raise ValueError(
-            f"{component!r} is not a metering component of a Gen2+ Shelly: use "
-            f"{', '.join(k + ':N' for k in PROFILES)}"
-        )
-    return profile
-
-
-def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
-    """``("rpc", json)``: publish the JSON on ``<prefix>/rpc`` to poll status.
-
-    Summed channels (``"em1:0+em1:1"``) are polled with one Shelly.GetStatus."""
-    if type(request_id) is not int:
-        raise ValueError(f"request_id must be an int, not {request_id!r}")
-    validate_topic(src)  # the reply is published on "<src>/rpc"
-    frame: dict[str, Any]
-    if "+" in component:
-        for part in component.split("+"):
-            profile_of(part)
-        frame = {"id": request_id, "src": src, "method": WHOLE_STATUS}
-    else:
-        _kind, index = split_component(component)
-        method = profile_of(component).poll
-        frame = {
-            "id": request_id,
-            "src": src,
-            "method": method,
-            "params": {"id": index},
-        }
-    return "rpc", json.dumps(frame, separators=(",", ":"))
-
-
-def reply_route(payload: Payload) -> tuple[int, str] | None:
-    """``(request_id, device_src)`` of an RPC reply frame, else None.
-
-    Lets the bridge find which device a reply on its own ``<src>/rpc`` topic
-    belongs to before handing it to that device's parser. Never raises.
-    """
-    try:
-        frame = load_object(payload)
-        if "result" not in frame and "error" not in frame:
-            return None
-        request_id = frame.get("id")
-        src = frame.get("src")
-        if type(request_id) is int and type(src) is str and src:
-            return request_id, src
-    except Exception:  # noqa: BLE001 - a peek must never break the caller
-        return None
-    return None
 
 
 def _merge_energy(state: dict[str, Any], value: Any) -> None:

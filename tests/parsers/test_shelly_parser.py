@@ -25,7 +25,7 @@ from ...parsers import (
     reply_route,
 )
 from ...parsers.exceptions import unexpected
-from ...parsers.shelly_parser import split_component, subscriptions
+from ...parsers.shelly_rpc import split_component, subscriptions
 from .. import fixtures
 
 DEV = "shellypmminig3-84fce63957f4"
