@@ -80,6 +80,10 @@ class MqttSessionRecompute(models.TransientModel):
         "mqtt.session.recompute.line", "wizard_id", string="Sessions"
     )
 
+    def _compute_display_name(self):
+        for wizard in self:
+            wizard.display_name = _("Recompute Sessions")
+
     @api.model
     def _default_from(self):
         return fields.Datetime.subtract(fields.Datetime.now(), days=30)

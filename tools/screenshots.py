@@ -3,8 +3,9 @@
 
     python3 tools/screenshots.py [--url http://127.0.0.1:8069] [--out docs/screenshots]
 
-Logs in as admin, then opens the live board, a running (or the latest)
-session and the analytics dashboard, and saves one PNG each.  Drives Chromium
+Logs in as admin, then opens the live board, the latest finished session
+(with its power curve), the analytics dashboard and a recompute preview of
+the table saw with a shorter stop delay, and saves one PNG each.  Drives Chromium
 over the DevTools protocol (websocket-client); no browser download.
 """
 
@@ -65,7 +66,7 @@ def rpc(opener, base, model, method, *args, **kwargs):
 class Chrome:
     """Just enough of the DevTools protocol: cookie, navigate, screenshot."""
 
-    def __init__(self, width=1400, height=860):
+    def __init__(self, width=1400, height=1040):
         binary = shutil.which("chromium") or shutil.which("google-chrome")
         if not binary:
             raise SystemExit("Chromium is not installed (apt-get install chromium)")
@@ -121,6 +122,33 @@ class Chrome:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
+def recompute_preview(opener, base):
+    """A recompute preview of the table saw's last two weeks with a shorter
+    stop delay (its sessions split at long pauses); the wizard's id."""
+    saws = rpc(
+        opener,
+        base,
+        "mqtt.device",
+        "search_read",
+        [("machine_type", "=", "saw")],
+        ["id", "stop_debounce_s"],
+        order="sequence",
+        limit=1,
+    )
+    if not saws:
+        return None
+    wizard = rpc(
+        opener,
+        base,
+        "mqtt.session.recompute",
+        "create",
+        [{"device_ids": [(6, 0, [saws[0]["id"]])], "stop_debounce_s": 30.0}],
+        context={"default_device_ids": [saws[0]["id"]]},
+    )[0]
+    rpc(opener, base, "mqtt.session.recompute", "action_preview", [wizard])
+    return wizard
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8069")
@@ -164,6 +192,9 @@ def main():
         pages["session"] = (
             f"/odoo/action-open_workshop_mqtt.mqtt_session_action/{sessions[0]['id']}"
         )
+    wizard = recompute_preview(opener, args.url)
+    if wizard:
+        pages["recompute"] = f"/odoo/mqtt.session.recompute/{wizard}"
     chrome = Chrome()
     try:
         host = args.url.split("//", 1)[1].split("/", 1)[0].split(":")[0]
