@@ -87,11 +87,21 @@ def _errors_of(state: dict[str, Any]) -> list[str]:
     return errors
 
 
+# Conditions a meter reports beside a valid power: the phases turn A-C-B, no
+# load on the clamps.  Only the others (power_meter_failure, ct_type_not_set,
+# out_of_range:...) make its power untrusted.
+_WARNINGS: Final = frozenset(("phase_sequence", "no_load"))
+
+
 def _merge_errors(state: dict[str, Any], value: Any, key: str = "errors") -> None:
     if value is None or value == []:
         state.pop(key, None)
     elif type(value) is list and all(type(e) is str for e in value):
-        state[key] = list(value)
+        failures = [e for e in value if e not in _WARNINGS]
+        if failures:
+            state[key] = failures
+        else:
+            state.pop(key, None)
     else:
         raise UnexpectedShape(f"{key} must be a list of strings", "invalid_errors")
 
@@ -108,6 +118,7 @@ class ShellyGen2Parser:
         self.prefix = prefix
         self.component = component
         self.limits = limits
+        self._index = index
         self._power_key = profile.power_key
         # The component holding the counter, when it is another (emdata:N).
         self._data = f"{profile.data}:{index}" if profile.data else None
@@ -260,7 +271,7 @@ class ShellyGen2Parser:
             self._merge_data(state, data)
         self._status = state
         ts, ts_source = self._offset_time(received_at)
-        fresh = data is not None or self._fresh(status, None, True)
+        fresh = self._fresh(status or {}, data, True)
         return self._reading(state, ts, received_at, ts_source, None, "status", fresh)
 
     def _reply(self, payload: bytes | str, received_at: float) -> Reading:
@@ -293,10 +304,13 @@ class ShellyGen2Parser:
             if (
                 status is None
                 and data is None
+                and result.get("id") == self._index
                 and type(result.get("id")) is int
                 and any(key in result for key in _STATUS_KEYS)
             ):
-                status = result  # a PM1/Switch/EM/EM1.GetStatus answer
+                # A PM1/Switch/EM/EM1.GetStatus answer about this channel (the
+                # answer about em1:0 must not become em1:1's power).
+                status = result
         if status is None and data is None:
             raise NotAReading("reply carries no component status", "rpc_result")
         state = self._status.copy() if status is None else self._merged(status, True)
@@ -304,7 +318,7 @@ class ShellyGen2Parser:
             self._merge_data(state, data)
         self._status = state
         ts, ts_source = self._offset_time(received_at)
-        fresh = data is not None or self._fresh(status, None, True)
+        fresh = self._fresh(status or {}, data, True)
         return self._reading(state, ts, received_at, ts_source, src, "rpc_reply", fresh)
 
     def _merged(self, comp: Any, full: bool) -> dict[str, Any]:
@@ -336,11 +350,14 @@ class ShellyGen2Parser:
                     state[key] = number(value, key)
         if "aenergy" in comp:
             _merge_energy(state, comp["aenergy"])
-        if "errors" in comp:
-            _merge_errors(state, comp["errors"])
-        for phase in _PHASE_ERRORS:
-            if phase in comp:  # a three-phase meter's errors of one phase
-                _merge_errors(state, comp[phase], phase)
+        # An EM/EM1 sends its whole object with every change and leaves the
+        # errors out once they are gone: a power without them clears them.
+        whole = self._data is not None and self._power_key in comp
+        for name in ("errors", *_PHASE_ERRORS):  # a_errors...: one phase's
+            if name in comp:
+                _merge_errors(state, comp[name], name)
+            elif whole:
+                state.pop(name, None)
         if "errors" in state or any(p in state for p in _PHASE_ERRORS):
             # A failing meter's power is untrusted: do not hold it either.
             state.pop("apower", None)

@@ -2,6 +2,8 @@
 ``emdata:N``, the one-channel ``em1:N`` with ``em1data:N``; each message kind
 from its fixture, and discovery of Gen4 and EM devices."""
 
+import json
+
 import pytest
 
 from ...parsers import (
@@ -120,23 +122,58 @@ def test_an_em_poll_reply_and_its_request():
     assert payload == '{"id":9,"src":"owm-bridge","method":"Shelly.GetStatus"}'
 
 
-def test_em_errors_make_the_power_untrusted():
+def test_em_failures_make_the_power_untrusted_warnings_do_not():
     parser = em()
+    # phase_sequence (phases turn A-C-B) comes with a valid power: a warning.
     reading = parser.parse(
         f"{PRO3EM}/status/em:0", frame("shellypro3em_docs_status_em_0_errors.json"), R
     )
-    assert reading.power_w is None
-    assert reading.meter_errors == ("phase_sequence",)
-    # A phase's own errors are named with the phase.
+    assert (reading.power_w, reading.meter_errors) == (2484.782, ())
+    # A phase's own failure is named with the phase and hides the power.
     delta = notify(
-        '"ts":1714766500.0,"em:0":{"errors":null,"b_errors":["out_of_range:current"]}'
+        '"ts":1714766500.0,"em:0":{"errors":["phase_sequence","power_meter_failure"],'
+        '"b_errors":["out_of_range:current"],"total_act_power":900.0}'
     )
-    phase = parser.parse(f"{PRO3EM}/events/rpc", delta, R)
-    assert phase.meter_errors == ("phase b: out_of_range:current",)
-    cleared = notify(
-        '"ts":1714766501.0,"em:0":{"b_errors":null,"total_act_power":12.5}'
+    failing = parser.parse(f"{PRO3EM}/events/rpc", delta, R)
+    assert (failing.power_w, failing.meter_errors) == (
+        None,
+        ("power_meter_failure", "phase b: out_of_range:current"),
     )
-    assert parser.parse(f"{PRO3EM}/events/rpc", cleared, R).power_w == 12.5
+    # A delta without the power leaves them as they were ...
+    voltage = notify('"ts":1714766500.5,"em:0":{"a_voltage":231.0}')
+    assert parser.parse(f"{PRO3EM}/events/rpc", voltage, R).power_w is None
+    # ... the EM's next whole object without them clears them.
+    cleared = notify('"ts":1714766501.0,"em:0":{"total_act_power":12.5}')
+    reading = parser.parse(f"{PRO3EM}/events/rpc", cleared, R)
+    assert (reading.power_w, reading.meter_errors) == (12.5, ())
+    # null clears explicitly too; the power held before the failure is not
+    # trusted again, the next one is.
+    again = notify('"ts":1714766502.0,"em:0":{"c_errors":["out_of_range:voltage"]}')
+    assert parser.parse(f"{PRO3EM}/events/rpc", again, R).power_w is None
+    gone = notify('"ts":1714766503.0,"em:0":{"c_errors":null}')
+    with pytest.raises(NotAReading) as info:
+        parser.parse(f"{PRO3EM}/events/rpc", gone, R)
+    assert info.value.code == "no_power"
+    back = notify('"ts":1714766504.0,"em:0":{"total_act_power":40.0}')
+    assert parser.parse(f"{PRO3EM}/events/rpc", back, R).power_w == 40.0
+
+
+def test_a_channels_poll_reply_is_not_another_channels():
+    channel = ShellyGen2Parser(PROEM, "em1:1")
+    answer = frame("shellyproem50_fw1.4.4_rpc_reply_em1_getstatus.json")  # id 0
+    with pytest.raises(NotAReading) as info:
+        channel.parse("owm-bridge/rpc", answer, R)
+    assert info.value.code == "rpc_result"
+
+
+def test_an_early_firmwares_empty_emdata_is_no_fresh_counter():
+    parser = em()
+    full = frame("shellypro3em_fw1.6.1_events_notify_full_status.json")
+    assert parser.parse(f"{PRO3EM}/events/rpc", full, R).energy_wh is not None
+    reply = json.dumps(
+        {"id": 3, "src": "shellypro3em-c8f09e8841d8", "result": {"emdata:0": {"id": 0}}}
+    )
+    assert parser.parse("owm-bridge/rpc", reply, R).energy_wh is None
 
 
 def test_an_em_unsynced_clock_is_the_receive_time():
