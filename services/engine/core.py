@@ -235,17 +235,18 @@ class Engine(Fleet):
         dev.meter_error = None
         if reading.energy_wh is not None:
             dev.energy_wh = reading.energy_wh
+        power = None if reading.power_w is None else grid(reading.power_w)
+        energy = None if reading.energy_wh is None else grid(reading.energy_wh)
         last_ts = machine.last_ts
         if last_ts is not None and ts <= last_ts:
-            if not _newer(dev, reading, ts, last_ts):
+            if not _newer(dev.last_read, reading, ts, last_ts, power, energy):
                 return "duplicate"  # stale or redelivered: changes nothing
             ts = grid(last_ts + GRID_S)
-        if reading.power_w is None:
+        if power is None:
             return "reading"  # a counter alone (kept above): nothing to feed
-        energy = None if reading.energy_wh is None else grid(reading.energy_wh)
-        events = dev.take(READ, ts, grid(reading.power_w), energy)
+        events = dev.take(READ, ts, power, energy)
         if machine.last_ts == ts:
-            dev.last_read = (reading.ts, ts)
+            dev.last_read = (reading.ts, power, energy)
         self._apply_events(dev, events, batch)
         return "reading"
 
@@ -511,18 +512,29 @@ def _peek_src(payload: bytes) -> tuple[str, str] | None:
     return src[:64], discovered_component(src, list(params))
 
 
-def _newer(dev: DeviceRuntime, reading: Reading, ts: float, last_ts: float) -> bool:
+def _newer(
+    last_read: tuple[float, float, float | None] | None,
+    reading: Reading,
+    ts: float,
+    last_ts: float,
+    power: float | None,
+    energy: float | None,
+) -> bool:
     """Whether a reading the 1 ms grid put on or before the machine's last
     reading is newer all the same, and so goes 1 ms after it.
 
     Two frames timed by their arrival can share a millisecond (a Gen1 meter
-    sends power and counter back to back); a burst pushes each next one a
-    millisecond on.  Newer means later than the last reading applied, by its
-    unrounded time; an exact copy stays a duplicate.  Without that reading
-    (a restored machine) only an arrival-timed frame in the same millisecond
-    counts as newer.
+    sends power and counter back to back; a burst pushes each next one a
+    millisecond on), and a Shelly's clock (10 ms steps) gives two frames of
+    one instant the same time (the counter right behind the power).  Newer
+    means later than the last reading applied by its unrounded time, or at
+    that very time with other values; an exact copy stays a duplicate.
+    Without that reading (a restored machine) only an arrival-timed frame in
+    the same millisecond counts as newer.
     """
-    last_read = dev.last_read
     if last_read is not None:
-        return reading.ts > last_read[0]
+        read_ts, read_power, read_energy = last_read
+        if reading.ts != read_ts:
+            return reading.ts > read_ts
+        return (power, energy) != (read_power, read_energy)
     return ts == last_ts and reading.ts_source != TS_DEVICE

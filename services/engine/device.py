@@ -95,8 +95,8 @@ class DeviceRuntime:
         self.fault: str | None = None
         self.energy_wh: float | None = None
         self.last_msg_wall: float | None = None
-        # (its time as read, its time on the grid) of the last reading applied
-        self.last_read: tuple[float, float] | None = None
+        # (its time as read, power, counter) of the last reading applied
+        self.last_read: tuple[float, float, float | None] | None = None
 
     @property
     def id(self) -> int:
