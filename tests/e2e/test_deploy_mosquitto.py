@@ -111,12 +111,13 @@ def production_broker(workdir):
         ("/var/lib/mosquitto/", f"{home}/"),
         ("listener 1883 127.0.0.1", f"listener {plain} 127.0.0.1"),
         ("listener 8883", f"listener {secure} 127.0.0.1"),
+        ("/run/mosquitto/mosquitto.pid", home / "mosquitto.pid"),
+        ("/var/log/mosquitto/mosquitto.log", home / "mosquitto.log"),
     ):
         assert shipped in conf, shipped
         conf = conf.replace(shipped, str(here))
     if os.geteuid() == 0:  # else Mosquitto drops to a user who cannot read home
         conf = "user root\n" + conf
-    conf += f"\nlog_dest file {home}/mosquitto.log\n"
     (home / "mosquitto.conf").write_text(conf)
 
     class Broker:
