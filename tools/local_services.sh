@@ -43,27 +43,40 @@ start_private_postgres() { # state dir, python
         "${as[@]}" "$bin/initdb" -D "$home/data" -U "$user" --auth=trust -E UTF8 \
             >"$home/initdb.log" 2>&1 || { echo "run.sh: initdb failed; see $home/initdb.log" >&2; return 1; }
     fi
-    echo "Starting a private PostgreSQL (socket in $home)"
-    "${as[@]}" "$bin/pg_ctl" -D "$home/data" -l "$home/postgres.log" -w -t 60 \
-        -o "-k $home -c listen_addresses=''" start >/dev/null ||
-        { echo "run.sh: PostgreSQL did not start; see $home/postgres.log" >&2; return 1; }
+    if "${as[@]}" "$bin/pg_ctl" -D "$home/data" status >/dev/null 2>&1; then
+        # Left running by a run that was killed: use it (and stop it this time).
+        echo "Using the private PostgreSQL still running (socket in $home)"
+    else
+        echo "Starting a private PostgreSQL (socket in $home)"
+        "${as[@]}" "$bin/pg_ctl" -D "$home/data" -l "$home/postgres.log" -w -t 60 \
+            -o "-k $home -c listen_addresses=''" start >/dev/null ||
+            { echo "run.sh: PostgreSQL did not start; see $home/postgres.log" >&2; return 1; }
+    fi
     export PGHOST="$home"
     LOCAL_STOPS+=("${as[*]} $bin/pg_ctl -D $home/data -m fast -w stop")
     pg_answers "$py" || { echo "run.sh: the private PostgreSQL does not answer" >&2; return 1; }
 }
 
 start_private_mosquitto() { # state dir, port
-    local state="$1" port="$2" pid
+    local state="$1" port="$2" pid store
     command -v mosquitto >/dev/null 2>&1 || {
         echo "run.sh: no broker on 127.0.0.1:$port and no Mosquitto: apt-get install mosquitto" >&2
         return 1
     }
+    store="$state/mosquitto"
+    if [ "$(id -u)" = 0 ] && id mosquitto >/dev/null 2>&1; then
+        # Started as root Mosquitto runs as "mosquitto", who cannot enter
+        # root's home: its persistence file lives where that user may write.
+        store="/var/tmp/open_workshop_mqtt-root/mosquitto"
+        mkdir -p "$store" && chown mosquitto: "$store"
+    fi
+    mkdir -p "$store"
     echo "Starting a local Mosquitto on 127.0.0.1:$port"
     cat >"$state/mosquitto.conf" <<EOF
 listener $port 127.0.0.1
 allow_anonymous true
 persistence true
-persistence_location $state/
+persistence_location $store/
 max_queued_messages 100000
 EOF
     mosquitto -c "$state/mosquitto.conf" >"$state/log/mosquitto.log" 2>&1 &
