@@ -266,13 +266,7 @@ class ShellyGen2Parser:
             if status is None and data is None:
                 code = "other_component" if name else "no_component"
                 raise NotAReading(f"no {self.component} in this status", code)
-        state = self._status.copy() if status is None else self._merged(status, True)
-        if data is not None:
-            self._merge_data(state, data)
-        self._status = state
-        ts, ts_source = self._offset_time(received_at)
-        fresh = self._fresh(status or {}, data, True)
-        return self._reading(state, ts, received_at, ts_source, None, "status", fresh)
+        return self._whole(status, data, received_at, None, "status")
 
     def _reply(self, payload: bytes | str, received_at: float) -> Reading:
         frame = load_object(payload, self.limits)
@@ -313,13 +307,25 @@ class ShellyGen2Parser:
                 status = result
         if status is None and data is None:
             raise NotAReading("reply carries no component status", "rpc_result")
+        return self._whole(status, data, received_at, src, "rpc_reply")
+
+    def _whole(
+        self,
+        status: Any,
+        data: Any,
+        received_at: float,
+        src: str | None,
+        source: str,
+    ) -> Reading:
+        """The reading of a whole component status and/or its counters (a
+        status topic or a poll reply): they carry no device time of their own."""
         state = self._status.copy() if status is None else self._merged(status, True)
         if data is not None:
             self._merge_data(state, data)
         self._status = state
         ts, ts_source = self._offset_time(received_at)
         fresh = self._fresh(status or {}, data, True)
-        return self._reading(state, ts, received_at, ts_source, src, "rpc_reply", fresh)
+        return self._reading(state, ts, received_at, ts_source, src, source, fresh)
 
     def _merged(self, comp: Any, full: bool) -> dict[str, Any]:
         """Validate ``comp`` and return the new state; ``self`` is untouched."""
