@@ -399,20 +399,28 @@ class MqttDevice(models.Model):
                     )
                 ) from exc
 
+    @staticmethod
+    def _normalize(vals):
+        """Typed input without its stray spaces, so that one channel written
+        twice reads the same ('em1:0 + em1:1' is 'em1:0+em1:1')."""
+        for key in ("topic_prefix", "topic_pattern"):
+            if vals.get(key):
+                vals[key] = vals[key].strip()
+        if vals.get("component"):
+            vals["component"] = "+".join(
+                part.strip() for part in vals["component"].split("+")
+            )
+
     @api.model_create_multi
     def create(self, vals_list):
         for vals in vals_list:
-            for key in ("topic_prefix", "topic_pattern"):
-                if vals.get(key):
-                    vals[key] = vals[key].strip()
+            self._normalize(vals)
         records = super().create(vals_list)
         notify_runner(self.env.cr)
         return records
 
     def write(self, vals):
-        for key in ("topic_prefix", "topic_pattern"):
-            if vals.get(key):
-                vals[key] = vals[key].strip()
+        self._normalize(vals)
         res = super().write(vals)
         if RUNNER_FIELDS & set(vals):
             notify_runner(self.env.cr)

@@ -90,6 +90,9 @@ class TestDeviceRules(WorkshopCase):
             vals = {"parser_type": parser_type, "component": component}
             self.device.write(vals)
             self.assertEqual(self.device.component, component)
+        # Typed with spaces, stored as the runner reads it.
+        self.device.write({"component": " emeter:0 + emeter:2 "})
+        self.assertEqual(self.device.component, "emeter:0+emeter:2")
         refused = [
             ("shelly_gen2", "em:0+em:0"),  # a channel twice
             ("shelly_gen2", "emdata:0"),  # the counters, not a channel
