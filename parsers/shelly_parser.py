@@ -63,6 +63,8 @@ _STATUS_KEYS: Final = (
     "errors",
 )
 _PHASE_ERRORS: Final = ("a_errors", "b_errors", "c_errors", "n_errors")
+_ERROR_KEYS: Final = ("errors", *_PHASE_ERRORS)
+_ERROR_SET: Final = frozenset(_ERROR_KEYS)
 
 
 def _merge_energy(state: dict[str, Any], value: Any) -> None:
@@ -81,6 +83,8 @@ def _merge_energy(state: dict[str, Any], value: Any) -> None:
 
 def _errors_of(state: dict[str, Any]) -> list[str]:
     """The meter's errors, a three-phase meter's per phase ("phase a: ...")."""
+    if _ERROR_SET.isdisjoint(state):
+        return []  # the common case, on every reading: no lists built
     errors = list(state.get("errors") or ())
     for phase in _PHASE_ERRORS:
         errors.extend(f"phase {phase[0]}: {e}" for e in state.get(phase, ()))
@@ -359,12 +363,13 @@ class ShellyGen2Parser:
         # An EM/EM1 sends its whole object with every change and leaves the
         # errors out once they are gone: a power without them clears them.
         whole = self._data is not None and self._power_key in comp
-        for name in ("errors", *_PHASE_ERRORS):  # a_errors...: one phase's
-            if name in comp:
-                _merge_errors(state, comp[name], name)
-            elif whole:
-                state.pop(name, None)
-        if "errors" in state or any(p in state for p in _PHASE_ERRORS):
+        if whole or not _ERROR_SET.isdisjoint(comp):
+            for name in _ERROR_KEYS:  # a_errors...: one phase's
+                if name in comp:
+                    _merge_errors(state, comp[name], name)
+                elif whole:
+                    state.pop(name, None)
+        if not _ERROR_SET.isdisjoint(state):
             # A failing meter's power is untrusted: do not hold it either.
             state.pop("apower", None)
         return state
