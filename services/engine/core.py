@@ -246,7 +246,11 @@ class Engine(Fleet):
             return "reading"  # a counter alone (kept above): nothing to feed
         events = dev.take(READ, ts, power, energy)
         if machine.last_ts == ts:
-            dev.last_read = (reading.ts, power, energy)
+            last_read = dev.last_read
+            if last_read is not None and last_read[0] == reading.ts:
+                last_read[1].add((power, energy))  # another frame of that instant
+            else:
+                dev.last_read = (reading.ts, {(power, energy)})
         self._apply_events(dev, events, batch)
         return "reading"
 
@@ -513,7 +517,7 @@ def _peek_src(payload: bytes) -> tuple[str, str] | None:
 
 
 def _newer(
-    last_read: tuple[float, float, float | None] | None,
+    last_read: tuple[float, set[tuple[float, float | None]]] | None,
     reading: Reading,
     ts: float,
     last_ts: float,
@@ -528,13 +532,14 @@ def _newer(
     millisecond on), and a Shelly's clock (10 ms steps) gives two frames of
     one instant the same time (the counter right behind the power).  Newer
     means later than the last reading applied by its unrounded time, or at
-    that very time with other values; an exact copy stays a duplicate.
+    that very time with values no frame of that instant had; a copy of any
+    of them (the meter sends a pair again) stays a duplicate.
     Without that reading (a restored machine) only an arrival-timed frame in
     the same millisecond counts as newer.
     """
     if last_read is not None:
-        read_ts, read_power, read_energy = last_read
+        read_ts, values = last_read
         if reading.ts != read_ts:
             return reading.ts > read_ts
-        return (power, energy) != (read_power, read_energy)
+        return (power, energy) not in values
     return ts == last_ts and reading.ts_source != TS_DEVICE

@@ -95,8 +95,9 @@ class DeviceRuntime:
         self.fault: str | None = None
         self.energy_wh: float | None = None
         self.last_msg_wall: float | None = None
-        # (its time as read, power, counter) of the last reading applied
-        self.last_read: tuple[float, float, float | None] | None = None
+        # The time as read of the last reading applied, and the (power,
+        # counter) of every frame applied at that very time.
+        self.last_read: tuple[float, set[tuple[float, float | None]]] | None = None
 
     @property
     def id(self) -> int:
