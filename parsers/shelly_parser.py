@@ -360,15 +360,12 @@ class ShellyGen2Parser:
                     state[key] = number(value, key)
         if "aenergy" in comp:
             _merge_energy(state, comp["aenergy"])
-        # An EM/EM1 sends its whole object with every change and leaves the
-        # errors out once they are gone: a power without them clears them.
-        whole = self._data is not None and self._power_key in comp
-        if whole or not _ERROR_SET.isdisjoint(comp):
+        # A delta leaves out what did not change, errors too: they end with
+        # null or [] there, or with a whole status without them (state = {}).
+        if not _ERROR_SET.isdisjoint(comp):
             for name in _ERROR_KEYS:  # a_errors...: one phase's
                 if name in comp:
                     _merge_errors(state, comp[name], name)
-                elif whole:
-                    state.pop(name, None)
         if not _ERROR_SET.isdisjoint(state):
             # A failing meter's power is untrusted: do not hold it either.
             state.pop("apower", None)

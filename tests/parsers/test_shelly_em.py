@@ -139,15 +139,27 @@ def test_em_failures_make_the_power_untrusted_warnings_do_not():
         None,
         ("power_meter_failure", "phase b: out_of_range:current"),
     )
-    # A delta without the power leaves them as they were ...
-    voltage = notify('"ts":1714766500.5,"em:0":{"a_voltage":231.0}')
-    assert parser.parse(f"{PRO3EM}/events/rpc", voltage, R).power_w is None
-    # ... the EM's next whole object without them clears them.
-    cleared = notify('"ts":1714766501.0,"em:0":{"total_act_power":12.5}')
+    # A delta leaves out what did not change: errors it does not name stay,
+    # and so does the untrusted power ...
+    still = notify('"ts":1714766500.5,"em:0":{"total_act_power":950.0}')
+    reading = parser.parse(f"{PRO3EM}/events/rpc", still, R)
+    assert (reading.power_w, reading.meter_errors[0]) == (None, "power_meter_failure")
+    # ... a whole status without them ends them.
+    whole = frame("shellypro3em_docs_status_em_0_errors.json")
+    assert parser.parse(f"{PRO3EM}/status/em:0", whole, R).meter_errors == ()
+    again = notify(
+        '"ts":1714766500.8,"em:0":{"errors":["power_meter_failure"],'
+        '"b_errors":["out_of_range:current"]}'
+    )
+    assert parser.parse(f"{PRO3EM}/events/rpc", again, R).power_w is None
+    # ... and so does a delta that sets them to null or [].
+    cleared = notify(
+        '"ts":1714766501.0,"em:0":{"errors":[],"b_errors":null,"total_act_power":12.5}'
+    )
     reading = parser.parse(f"{PRO3EM}/events/rpc", cleared, R)
     assert (reading.power_w, reading.meter_errors) == (12.5, ())
-    # null clears explicitly too; the power held before the failure is not
-    # trusted again, the next one is.
+    # One phase failing alone, then null: the power held before the failure
+    # is not trusted again, the next one is.
     again = notify('"ts":1714766502.0,"em:0":{"c_errors":["out_of_range:voltage"]}')
     assert parser.parse(f"{PRO3EM}/events/rpc", again, R).power_w is None
     gone = notify('"ts":1714766503.0,"em:0":{"c_errors":null}')
