@@ -134,6 +134,8 @@ class ShellyGen2Parser:
         self._status: dict[str, Any] = {}
         # newest synced params.ts merged into _status
         self._newest_ts: float | None = None
+        # The frames merged at that time, to know one sent again.
+        self._at_newest: list[bytes | str] = []
         self._clock_offset: float | None = None
         self._device_id: str | None = None
 
@@ -229,6 +231,12 @@ class ShellyGen2Parser:
                 raise NotAReading(
                     f"ts {ts!r} is older than {newest!r}, already merged", "stale"
                 )
+            if ts == newest:
+                if payload in self._at_newest:  # sent again after a later one
+                    raise NotAReading(f"ts {ts!r}: this frame is merged", "stale")
+                self._at_newest.append(payload)
+            else:
+                self._at_newest = [payload]
             self._newest_ts = ts
         # Validated and not stale: only now may the frame change what we know.
         self._status = state
@@ -448,7 +456,7 @@ class ShellyGen2Parser:
         status = dict(self._status)
         if "aenergy" in status:
             status["aenergy"] = dict(status["aenergy"])
-        for key in ("errors", *_PHASE_ERRORS):
+        for key in _ERROR_KEYS:
             if key in status:
                 status[key] = list(status[key])
         return {

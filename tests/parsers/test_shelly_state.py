@@ -192,6 +192,16 @@ def test_stale_full_status_is_not_merged_either(parser):
     assert code_of(parser, EV, notify(None, ts=T, sys={})) == "no_component"
 
 
+def test_a_frame_of_the_newest_instant_sent_again_is_stale(parser):
+    """Two frames of one instant both merge; the first one again (a QoS 1
+    resend) must not put its power back over the second's."""
+    first = notify({"apower": 500.0}, ts=T)
+    parser.parse(EV, first, R)
+    assert parser.parse(EV, notify({"apower": 600.0}, ts=T), R).power_w == 600.0
+    assert code_of(parser, EV, first) == "stale"
+    assert parser.parse(EV, notify({"current": 2.6}, ts=T + 1), R).power_w == 600.0
+
+
 def test_frames_without_device_time_are_never_stale(parser):
     parser.parse(EV, notify({"apower": 10.0}, ts=T), R)
     status = parser.parse(f"{DEV}/status/pm1:0", b'{"apower":20}', R + 1)
@@ -266,18 +276,24 @@ def test_restore_drops_a_bad_newest_ts(parser, state):
 def test_against_a_model_stale_frames_never_merge_and_energy_is_fresh(frames):
     parser = ShellyGen2Parser(DEV)
     newest = power = None
+    merged = []  # the frames merged at the newest time: one sent again is stale
     for ts, apower, total, full in frames:
         comp = {} if apower is None else {"apower": apower}
         if total is not None:
             comp["aenergy"] = {"total": total}
         method = "NotifyFullStatus" if full else "NotifyStatus"
         payload = notify(comp, ts=ts, method=method)
-        if ts >= 1e9 and newest is not None and ts < newest:
+        if (
+            ts >= 1e9
+            and newest is not None
+            and (ts < newest or (ts == newest and payload in merged))
+        ):
             before = parser.snapshot()
             assert code_of(parser, EV, payload) == "stale"
             assert parser.snapshot() == before
             continue
         if ts >= 1e9:
+            merged = [*merged, payload] if ts == newest else [payload]
             newest = ts
         if full or apower is not None:
             power = apower

@@ -167,19 +167,28 @@ STALE = st.lists(
 @given(frames=STALE)
 def test_a_stale_channel_frame_never_changes_the_sum(frames):
     """Against a model: each channel keeps its own device time, so a frame
-    older than that channel's newest is stale and its power is not held; a
-    later one (even older than the other channel's) is held and summed."""
+    older than that channel's newest, or one merged at that time already, is
+    stale and its power is not held; a later one (even older than the other
+    channel's) is held and summed."""
     parser = make_parser("shelly_gen2", prefix=PROEM, component="em1:0+em1:1")
     held: dict[str, float] = {}
     newest: dict[str, float] = {}
+    merged: dict[str, list] = {}  # frames merged at the newest time, per channel
     for channel, dt, watts in frames:
         ts = R + dt
         payload = notify(ts, {channel: watts})
-        if channel in newest and ts < newest[channel]:
+        if channel in newest and (
+            ts < newest[channel]
+            or (ts == newest[channel] and payload in merged[channel])
+        ):
             with pytest.raises(NotAReading) as info:
                 parser.parse(f"{PROEM}/events/rpc", payload, R)
             assert info.value.code == "stale"
             continue
+        if ts == newest.get(channel):
+            merged[channel].append(payload)
+        else:
+            merged[channel] = [payload]
         newest[channel] = ts
         held[channel] = watts
         if len(held) < 2:
