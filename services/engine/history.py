@@ -110,6 +110,17 @@ def _get(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
+def _ints(
+    ts: float, power_w: float | None, energy_wh: float | None
+) -> tuple[int, int | None, int | None]:
+    """Time, power and counter in the grid's integer steps (ms, mW, mWh)."""
+    return (
+        round(ts * MILLI),
+        None if power_w is None else round(power_w * MILLI),
+        None if energy_wh is None else round(energy_wh * MILLI),
+    )
+
+
 # -- the state machine's snapshot in binary --------------------------------------
 _SNAP_KEYS = (
     "last_ts",
@@ -201,24 +212,16 @@ class HistoryTail:
     def _resume(self, stored: bytes) -> None:
         """Continue the tail the database holds (after a restart)."""
         for record in decode(stored):
-            self._note(record, self._ints(record))
+            self._note(record.ts, *_ints(record.ts, record.power_w, record.energy_wh))
         self.data = bytearray(stored)
         self.committed = len(stored)
 
-    @staticmethod
-    def _ints(record: Record) -> tuple[int, int | None, int | None]:
-        return (
-            round(record.ts * MILLI),
-            None if record.power_w is None else round(record.power_w * MILLI),
-            None if record.energy_wh is None else round(record.energy_wh * MILLI),
-        )
-
-    def _note(self, record: Record, ints: tuple[int, int | None, int | None]) -> None:
-        ts, power, energy = ints
+    def _note(self, at: float, ts: int, power: int | None, energy: int | None) -> None:
         if not self.count:
-            self.first_ts = record.ts
+            self.first_ts = at
         self.count += 1
-        self.last_ts = max(self.last_ts, record.ts)
+        if at > self.last_ts:
+            self.last_ts = at
         self._ts = ts
         if power is not None:
             self._power = power
@@ -252,28 +255,35 @@ class HistoryTail:
         if not self.data:
             if snapshot is None:
                 raise ValueError("a new history tail needs the machine's snapshot")
-            self._write(Record(SNAP, ts, snapshot=snapshot))
-        self._write(Record(kind, ts, power_w, energy_wh))
+            self._write(SNAP, ts, None, None, snapshot)
+        self._write(kind, ts, power_w, energy_wh, None)
 
-    def _write(self, record: Record) -> None:
-        ints = self._ints(record)
-        ts, power, energy = ints
+    def _write(
+        self,
+        kind: int,
+        at: float,
+        power_w: float | None,
+        energy_wh: float | None,
+        snapshot: dict | None,
+    ) -> None:
+        # Plain arguments, not a Record: this runs for every reading.
+        ts, power, energy = _ints(at, power_w, energy_wh)
         out = self.data
-        head = record.kind
+        head = kind
         if energy is not None:
             head |= _HAS_ENERGY
-        if record.kind == READ and power == self._power:
+        if kind == READ and power == self._power:
             head |= _SAME_POWER
         out.append(head)
         _put(out, ts - self._ts)
-        if record.kind == SNAP:
-            assert record.snapshot is not None
-            out += _pack_snapshot(record.snapshot)
-        elif record.kind == READ and not head & _SAME_POWER:
+        if kind == SNAP:
+            assert snapshot is not None
+            out += _pack_snapshot(snapshot)
+        elif kind == READ and not head & _SAME_POWER:
             _put(out, (power or 0) - self._power)
         if energy is not None:
             _put(out, energy - self._energy)
-        self._note(record, ints)
+        self._note(at, ts, power, energy)
 
     def seal(self) -> None:
         """Seal what the tail holds into a chunk now (a tool writing history
