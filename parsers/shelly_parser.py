@@ -33,6 +33,7 @@ from .exceptions import (
 )
 from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
 from .shelly_rpc import profile_of, split_component, subscriptions
+from .shelly_status import ERROR_KEYS, errors_of, merge_counter, merged
 from .topic_filter import validate_topic
 from .values import (
     DEFAULT_LIMITS,
@@ -40,18 +41,14 @@ from .values import (
     SYNCED_TS_MIN,
     Limits,
     device_time,
-    energy,
     load_object,
-    number,
     offset_or_none,
     online_flag,
     plausible_time,
-    power,
 )
 
 # Keys that make an RPC ``result`` a component status (PM1/Switch/EM.GetStatus),
 # not the answer to some other call such as Switch.Set ({"was_on": true}).
-_PLAIN_KEYS: Final = ("voltage", "current")
 _STATUS_KEYS: Final = (
     "apower",
     "aenergy",
@@ -62,52 +59,6 @@ _STATUS_KEYS: Final = (
     "output",
     "errors",
 )
-_PHASE_ERRORS: Final = ("a_errors", "b_errors", "c_errors", "n_errors")
-_ERROR_KEYS: Final = ("errors", *_PHASE_ERRORS)
-_ERROR_SET: Final = frozenset(_ERROR_KEYS)
-
-
-def _merge_energy(state: dict[str, Any], value: Any) -> None:
-    if type(value) is dict:
-        if "total" in value:  # else only by_minute moved: keep the total
-            total = value["total"]
-            if total is None:
-                state.pop("aenergy", None)
-            else:
-                state["aenergy"] = {"total": energy(total, "aenergy.total")}
-    elif value is None:
-        state.pop("aenergy", None)
-    else:
-        raise UnexpectedShape("aenergy must be an object")
-
-
-def _errors_of(state: dict[str, Any]) -> list[str]:
-    """The meter's errors, a three-phase meter's per phase ("phase a: ...")."""
-    if _ERROR_SET.isdisjoint(state):
-        return []  # the common case, on every reading: no lists built
-    errors = list(state.get("errors") or ())
-    for phase in _PHASE_ERRORS:
-        errors.extend(f"phase {phase[0]}: {e}" for e in state.get(phase, ()))
-    return errors
-
-
-# Conditions a meter reports beside a valid power: the phases turn A-C-B, no
-# load on the clamps.  Only the others (power_meter_failure, ct_type_not_set,
-# out_of_range:...) make its power untrusted.
-_WARNINGS: Final = frozenset(("phase_sequence", "no_load"))
-
-
-def _merge_errors(state: dict[str, Any], value: Any, key: str = "errors") -> None:
-    if value is None or value == []:
-        state.pop(key, None)
-    elif type(value) is list and all(type(e) is str for e in value):
-        failures = [e for e in value if e not in _WARNINGS]
-        if failures:
-            state[key] = failures
-        else:
-            state.pop(key, None)
-    else:
-        raise UnexpectedShape(f"{key} must be a list of strings", "invalid_errors")
 
 
 class ShellyGen2Parser:
@@ -341,54 +292,18 @@ class ShellyGen2Parser:
 
     def _merged(self, comp: Any, full: bool) -> dict[str, Any]:
         """Validate ``comp`` and return the new state; ``self`` is untouched."""
-        if type(comp) is not dict:
-            raise UnexpectedShape(f"{self.component} status must be an object")
-        state = {} if full else self._status.copy()
-        if full and self._data and "aenergy" in self._status:
-            state["aenergy"] = self._status["aenergy"]  # kept in another component
-        # Inline fast paths for the common finite float; anything else goes
-        # through the full checks in values.py (which raise with a reason).
-        key = self._power_key
-        if key in comp:
-            value = comp[key]
-            if type(value) is float and 0.0 <= value <= self.limits.max_power_w:
-                state["apower"] = value
-            elif value is None:
-                state.pop("apower", None)
-            else:
-                state["apower"] = power(value, self.limits, key)
-        for key in _PLAIN_KEYS:
-            if key in comp:
-                value = comp[key]
-                if type(value) is float and value - value == 0.0:
-                    state[key] = value
-                elif value is None:
-                    state.pop(key, None)
-                else:
-                    state[key] = number(value, key)
-        if "aenergy" in comp:
-            _merge_energy(state, comp["aenergy"])
-        # A delta leaves out what did not change, errors too: they end with
-        # null or [] there, or with a whole status without them (state = {}).
-        if not _ERROR_SET.isdisjoint(comp):
-            for name in _ERROR_KEYS:  # a_errors...: one phase's
-                if name in comp:
-                    _merge_errors(state, comp[name], name)
-        if not _ERROR_SET.isdisjoint(state):
-            # A failing meter's power is untrusted: do not hold it either.
-            state.pop("apower", None)
-        return state
+        return merged(
+            self._status,
+            comp,
+            full,
+            self.component,
+            self._power_key,
+            self._data is not None,
+            self.limits,
+        )
 
     def _merge_data(self, state: dict[str, Any], data: Any) -> None:
-        """The counter of an EM/EM1 from its data component (emdata:N)."""
-        if type(data) is not dict:
-            raise UnexpectedShape(f"{self._data} status must be an object")
-        if self._energy_key in data:  # else an early firmware's {"id": 0}
-            total = data[self._energy_key]
-            if total is None:
-                state.pop("aenergy", None)
-            else:
-                state["aenergy"] = {"total": energy(total, self._energy_key)}
+        merge_counter(state, data, self._data or "", self._energy_key)
 
     def _learn(self, ts: float | None, received_at: float, src: str | None) -> None:
         if ts is not None:
@@ -414,7 +329,7 @@ class ShellyGen2Parser:
     ) -> Reading:
         """The reading of ``state``; the energy counter only when ``fresh``."""
         device_key = src or self.prefix
-        errors = _errors_of(state)
+        errors = errors_of(state)
         if errors:
             return Reading(
                 ts=ts,
@@ -449,14 +364,14 @@ class ShellyGen2Parser:
         return aenergy["total"] if aenergy else None
 
     def held_errors(self) -> list[str]:
-        return _errors_of(self._status)
+        return errors_of(self._status)
 
     def snapshot(self) -> dict[str, Any]:
         """Primitives to persist, so a restarted runtime merges deltas on."""
         status = dict(self._status)
         if "aenergy" in status:
             status["aenergy"] = dict(status["aenergy"])
-        for key in _ERROR_KEYS:
+        for key in ERROR_KEYS:
             if key in status:
                 status[key] = list(status[key])
         return {
