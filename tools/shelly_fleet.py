@@ -260,14 +260,23 @@ class Fleet:
         return self
 
     def stop(self, timeout: float = 2.0) -> dict:
-        """Publish nothing more, disconnect cleanly (no Last Will), return stats."""
+        """Publish nothing more, disconnect cleanly (no Last Will), return stats.
+
+        Waits at most ``timeout`` for the player thread and as long again for
+        paho's network threads, which finish only once the broker took the
+        DISCONNECT (paho's ``loop_stop`` has no timeout): a broker that does
+        not read leaves them behind as daemon threads, not a hung process."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._t0 is not None and self._stopped_at is None:
             self._stopped_at = time.monotonic()
-        self._close_links()
+        closer = threading.Thread(
+            target=self._close_links, name="shelly-sim-close", daemon=True
+        )
+        closer.start()
+        closer.join(timeout)
         return self.stats
 
     def _close_links(self):

@@ -35,7 +35,7 @@ re-announcement after a reconnect are answers to the outside world: they are
 extra frames, they never change the others).
 
 Stopping: SIGINT/SIGTERM (or ``Fleet.stop``) publishes nothing more and
-disconnects cleanly within 2 s.  A clean MQTT disconnect does NOT fire the
+disconnects cleanly within 4 s at most.  A clean MQTT disconnect does NOT fire the
 Last Will: the broker keeps the retained ``online`` = ``true``.  To have the
 bridge see a meter go offline, use ``Fleet.cut_power(device_id)`` (drops the
 connection without DISCONNECT, as a power cut does) or clear the retained
