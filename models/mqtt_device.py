@@ -12,7 +12,7 @@ import math
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..parsers import PARSER_TYPES, make_parser
+from ..parsers import PARSER_TYPES, channels, make_parser
 from ..parsers.topic_filter import validate_filter, validate_topic
 from ..services.engine.types import DetectorConfig, State
 from .runner_signal import notify_runner
@@ -407,9 +407,7 @@ class MqttDevice(models.Model):
             if vals.get(key):
                 vals[key] = vals[key].strip()
         if vals.get("component"):
-            vals["component"] = "+".join(
-                part.strip() for part in vals["component"].split("+")
-            )
+            vals["component"] = "+".join(channels(vals["component"]))
 
     @api.model_create_multi
     def create(self, vals_list):

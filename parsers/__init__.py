@@ -19,7 +19,7 @@ from .gen1_parser import ShellyGen1Parser
 from .generic_parser import GenericJsonParser
 from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
 from .shelly_parser import ShellyGen2Parser
-from .shelly_rpc import discovered_component, poll_request, reply_route
+from .shelly_rpc import channels, discovered_component, poll_request, reply_route
 from .topic_filter import (
     TopicRouter,
     filter_covers,
@@ -50,6 +50,7 @@ __all__ = [
     "ShellyGen2Parser",
     "TopicRouter",
     "UnexpectedShape",
+    "channels",
     "discovered_component",
     "filter_covers",
     "make_parser",

@@ -95,7 +95,7 @@ def make_parser(
         else gen1_parser.ShellyGen1Parser
     )
     if component and "+" in component:  # one machine on several channels
-        parts = [part.strip() for part in component.split("+")]
+        parts = shelly_rpc.channels(component)
         return summed.SummedParser([cls(prefix, part, limits) for part in parts])
     if component:
         return cls(prefix, component, limits)

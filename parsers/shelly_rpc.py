@@ -46,6 +46,12 @@ PROFILES: Final = {
 WHOLE_STATUS: Final = "Shelly.GetStatus"
 
 
+def channels(component: str) -> list[str]:
+    """The channels of a machine metered by several (``"em1:0 + em1:1"`` ->
+    ``["em1:0", "em1:1"]``); one channel is a list of one."""
+    return [part.strip() for part in component.split("+")]
+
+
 def split_component(component: str) -> tuple[str, int]:
     """``"pm1:0"`` -> ``("pm1", 0)``; ValueError for anything else."""
     kind, sep, index = (
@@ -118,7 +124,7 @@ def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
     validate_topic(src)  # the reply is published on "<src>/rpc"
     frame: dict[str, Any]
     if "+" in component:
-        for part in component.split("+"):
+        for part in channels(component):
             profile_of(part)
         frame = {"id": request_id, "src": src, "method": WHOLE_STATUS}
     else:
