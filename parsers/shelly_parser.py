@@ -23,6 +23,7 @@ older than the newest one merged is stale (a redelivery or an out-of-order
 frame): ``NotAReading("stale")``, and nothing is merged.
 """
 
+from collections import deque
 from typing import Any, Final
 
 from .exceptions import (
@@ -46,6 +47,9 @@ from .values import (
     online_flag,
     plausible_time,
 )
+
+# Frames of one device instant remembered (power, counter, a few more).
+_SAME_INSTANT: Final = 8
 
 # Keys that make an RPC ``result`` a component status (PM1/Switch/EM.GetStatus),
 # not the answer to some other call such as Switch.Set ({"was_on": true}).
@@ -85,8 +89,9 @@ class ShellyGen2Parser:
         self._status: dict[str, Any] = {}
         # newest synced params.ts merged into _status
         self._newest_ts: float | None = None
-        # The frames merged at that time, to know one sent again.
-        self._at_newest: list[bytes | str] = []
+        # The last frames merged at that time, to know one sent again (a
+        # meter whose clock stands still must not make this grow).
+        self._at_newest: deque[bytes | str] = deque(maxlen=_SAME_INSTANT)
         self._clock_offset: float | None = None
         self._device_id: str | None = None
 
@@ -182,12 +187,11 @@ class ShellyGen2Parser:
                 raise NotAReading(
                     f"ts {ts!r} is older than {newest!r}, already merged", "stale"
                 )
-            if ts == newest:
-                if payload in self._at_newest:  # sent again after a later one
-                    raise NotAReading(f"ts {ts!r}: this frame is merged", "stale")
-                self._at_newest.append(payload)
-            else:
-                self._at_newest = [payload]
+            if ts != newest:
+                self._at_newest.clear()
+            elif payload in self._at_newest:  # sent again after a later one
+                raise NotAReading(f"ts {ts!r}: this frame is merged", "stale")
+            self._at_newest.append(payload)
             self._newest_ts = ts
         # Validated and not stale: only now may the frame change what we know.
         self._status = state

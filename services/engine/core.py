@@ -48,6 +48,7 @@ _logger = logging.getLogger(__name__)
 TICK_GRACE_S = 1.0  # late frames still count before a deadline fires
 POLL_TTL_S = 60.0
 DUP_WINDOW_S = 0.05  # overlapping subscriptions deliver one copy each
+SAME_INSTANT = 8  # frames of one device instant remembered as applied
 UNMATCHED_LOG_EVERY_S = 60.0
 REJECT_LOG_EVERY_S = 60.0
 MAX_RAW_PROBLEM_ROWS = 100  # per batch: rejected/unmatched rows kept for operators
@@ -247,10 +248,10 @@ class Engine(Fleet):
         events = dev.take(READ, ts, power, energy)
         if machine.last_ts == ts:
             last_read = dev.last_read
-            if last_read is not None and last_read[0] == reading.ts:
-                last_read[1].add((power, energy))  # another frame of that instant
-            else:
+            if last_read is None or last_read[0] != reading.ts:
                 dev.last_read = (reading.ts, {(power, energy)})
+            elif len(last_read[1]) < SAME_INSTANT:  # a clock standing still
+                last_read[1].add((power, energy))  # another frame of that instant
         self._apply_events(dev, events, batch)
         return "reading"
 

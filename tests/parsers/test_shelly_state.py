@@ -202,6 +202,16 @@ def test_a_frame_of_the_newest_instant_sent_again_is_stale(parser):
     assert parser.parse(EV, notify({"current": 2.6}, ts=T + 1), R).power_w == 600.0
 
 
+def test_a_clock_standing_still_is_remembered_for_its_last_frames_only(parser):
+    """A meter whose clock stands still sends every frame at one instant: the
+    parser remembers the last few of them, not all (its memory is bounded)."""
+    frames = [notify({"apower": float(w)}, ts=T) for w in range(20)]
+    for payload in frames:
+        parser.parse(EV, payload, R)
+    assert code_of(parser, EV, frames[-1]) == "stale"
+    assert parser.parse(EV, frames[0], R).power_w == 0.0  # long forgotten
+
+
 def test_frames_without_device_time_are_never_stale(parser):
     parser.parse(EV, notify({"apower": 10.0}, ts=T), R)
     status = parser.parse(f"{DEV}/status/pm1:0", b'{"apower":20}', R + 1)

@@ -12,7 +12,7 @@ from ....services.engine.batch import (
     UpdateSession,
     WriteResult,
 )
-from ....services.engine.core import Engine
+from ....services.engine.core import SAME_INSTANT, Engine
 from ....services.engine.device import DeviceConfig
 from ....services.engine.types import DetectorConfig
 from ....services.mqtt.inbound import InboundMessage
@@ -228,6 +228,19 @@ def test_two_frames_of_one_device_instant_are_both_read(setup):
     # A third frame of that instant with a power of its own is read.
     core.handle(1, frame(T0 + 10, 620.0), batch)
     assert (machine.last_ts, machine.power_w) == (T0 + 10.002, 620.0)
+
+
+def test_a_clock_standing_still_keeps_a_bounded_memory_of_its_instant(setup):
+    core, clock, batch = setup
+    machine = core.devices[1].state_machine
+    for n in range(20):  # every frame at one device time, each a new power
+        clock.now += 1
+        core.handle(1, frame(T0 + 10, 100.0 + n), batch)
+    assert (machine.last_ts, machine.power_w) == (T0 + 10.019, 119.0)
+    assert len(core.devices[1].last_read[1]) == SAME_INSTANT
+    clock.now += 1
+    core.handle(1, frame(T0 + 10, 101.0), batch)  # remembered: a copy
+    assert batch.stats[1]["stale"] == 1
 
 
 def test_rate_cap_drops_excess_and_flags_the_device(setup):
