@@ -146,7 +146,11 @@ class DeviceRuntime:
             elif kind == MANUAL_START:
                 events = machine.manual_start(ts)
             else:
-                events = machine.manual_stop(ts)
+                # A person's stop closes the session as it stands, with no
+                # debounce or timeout the runner had not yet applied: the
+                # database already holds the person's close, and a replay of
+                # the history must end the same session the same way.
+                events = machine.manual_stop(ts, apply_deadlines=False)
             taken = True
             ts = machine.now if machine.now is not None else ts
         if taken and history is not None:

@@ -377,7 +377,7 @@ def apply(machine: SessionStateMachine, record: Record) -> list[Event]:
     if kind == MANUAL_START:
         return machine.manual_start(record.ts)
     if kind == MANUAL_STOP:
-        return machine.manual_stop(record.ts)
+        return machine.manual_stop(record.ts, apply_deadlines=False)
     return []  # ONLINE: informational; SNAP: a checkpoint (a run's first)
 
 

@@ -306,9 +306,9 @@ class SessionStateMachine:
 
         ``apply_deadlines=False``: the stop is applied to the machine as it
         stands, without firing the debounces and timeout due before ``ts``
-        first.  For a person's stop outside the runner, on a state machine as
-        the runner last stored it: the runner, had it ticked meanwhile, is
-        not there to have applied them.
+        first.  For a person's stop: the database holds the person's close,
+        so a close the runner had not yet applied must not take its place,
+        in the runner, in the stored machine or in a replay of the history.
         """
         t, ev = self._input(ts, apply_deadlines)
         if self._state is not _IDLE and self._state is not _STARTING:

@@ -16,7 +16,7 @@ import math
 import zlib
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ....services.engine import history as h
@@ -388,6 +388,16 @@ def live_automatic(run, dev_id):
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(steps=st.lists(STEP, min_size=5, max_size=160))
+# A person stops a session whose stop delay ran out while the runner had not
+# ticked: it ends as the person's close, live and in the replay alike.
+@example(
+    steps=[
+        ("stale", 1, 1.0),  # the first frame: 900 W, a second before T0
+        ("read", 1, 2.0, 0.0),
+        ("read", 2, 15.0, 0.0),
+        ("manual_stop", 1),
+    ]
+)
 def test_replaying_the_history_gives_back_the_live_sessions_exactly(steps):
     run = play(steps)
     for dev_id in (1, 2):
