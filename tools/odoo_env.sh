@@ -6,7 +6,7 @@ OWM_DATA="${OWM_DATA_HOME:-${XDG_DATA_HOME:-${HOME:-/root}/.local/share}/open_wo
 OWM_ODOO_ENV="$OWM_DATA/odoo-18.0"
 # Raised whenever tools/bootstrap_odoo.sh builds differently: an environment
 # built by an older recipe is rebuilt, not trusted.
-OWM_RECIPE=2
+OWM_RECIPE=3
 
 # The bootstrap's environment, if it is complete and of the current recipe.
 owm_env_python() {
