@@ -72,19 +72,19 @@ run() { "$@" >>"$LOG" 2>&1 || fail; }
 
 say "no Python here imports Odoo 18.0 (or its environment is of an older recipe): building one in $OWM_DATA (a few minutes, once)"
 
-step "choosing a base Python (3.10 to 3.12, with venv)"
+step "choosing a base Python (3.11 or 3.12, with venv)"
 # CPython 3.11.0 to 3.11.7 can fail a parse in one thread while another parses
 # ("SystemError: AST constructor recursion depth mismatch", CPython gh-106905,
 # fixed in 3.11.8): Odoo's threaded HTTP server then answers a request with a
 # 500. Such a Python is taken only when no other one is there.
 BASE=""
 FALLBACK=""
-for candidate in "${OWM_BASE_PYTHON:-}" python3.12 python3.11 python3.10 python3 \
+for candidate in "${OWM_BASE_PYTHON:-}" python3.12 python3.11 python3 \
     "$HOME"/.pyenv/versions/3.12*/bin/python3 "$HOME"/.pyenv/versions/3.11*/bin/python3 \
-    "$HOME"/.pyenv/versions/3.10*/bin/python3 /usr/bin/python3; do
+    /usr/bin/python3; do
     [ -n "$candidate" ] || continue
     command -v "$candidate" >/dev/null 2>&1 || continue
-    version="$("$candidate" -c "import sys, venv, ensurepip; v = sys.version_info; assert (3, 10) <= v[:2] <= (3, 12); print(v[0], v[1], v[2])" 2>/dev/null)" || continue
+    version="$("$candidate" -c "import sys, venv, ensurepip; v = sys.version_info; assert (3, 11) <= v[:2] <= (3, 12); print(v[0], v[1], v[2])" 2>/dev/null)" || continue
     if [ "$candidate" = "${OWM_BASE_PYTHON:-}" ] || ! [[ "$version" =~ ^3\ 11\ [0-7]$ ]]; then
         BASE="$(command -v "$candidate")"
         break
@@ -97,7 +97,7 @@ if [ -z "$BASE" ] && [ -n "$FALLBACK" ]; then
 fi
 [ -n "$BASE" ] || {
     STEP="choosing a base Python"
-    say "no Python 3.10-3.12 with the venv module found (Debian: apt-get install python3-venv)"
+    say "no Python 3.11 or 3.12 with the venv module found (Debian: apt-get install python3-venv; Odoo 18 allows 3.10 too, but its pinned gevent does not build there from PyPI)"
     exit 1
 }
 echo "base python: $BASE ($("$BASE" --version 2>&1))" >>"$LOG"

@@ -143,7 +143,7 @@ def make_tls_material(directory, host="127.0.0.1"):
 
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
 
     def name(common):
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])

@@ -4,7 +4,9 @@ The one conversion used everywhere: the engine's session values, the writer,
 the models and the tools.  Pure (standard library only).
 """
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
+
+UTC = timezone.utc
 
 
 def to_utc(ts: float) -> datetime:

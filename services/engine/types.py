@@ -32,8 +32,16 @@ MANUAL = "manual"
 END_REASONS = (POWER_DROP, TIMEOUT, OFFLINE, MANUAL)
 
 
-class State(enum.StrEnum):
-    """Machine state; a ``str`` so it can be written to a selection field as is."""
+class State(str, enum.Enum):
+    """Machine state; a ``str`` so it can be written to a selection field as is.
+
+    What ``enum.StrEnum`` is, spelled out: Odoo 18 runs on Python 3.10 too."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
 
     IDLE = "idle"
     STARTING = "starting"

@@ -11,7 +11,7 @@ import re
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from paho.mqtt.reasoncodes import ReasonCode
@@ -31,7 +31,7 @@ class Text(str):
     template: str
     params: dict[str, Any]
 
-    def __new__(cls, template: str, **params: Any) -> Self:
+    def __new__(cls, template: str, **params: Any) -> "Text":
         obj = super().__new__(cls, template % params if params else template)
         obj.template = template
         obj.params = params
@@ -57,7 +57,7 @@ class Text(str):
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
+    def from_json(cls, data: dict[str, Any]) -> "Text":
         params = {
             k: cls.from_json(v) if isinstance(v, dict) else v
             for k, v in (data.get("params") or {}).items()
