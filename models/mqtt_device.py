@@ -419,6 +419,16 @@ class MqttDevice(models.Model):
 
     def write(self, vals):
         self._normalize(vals)
+        if "active" in vals and not vals["active"]:
+            # An archived machine leaves the runner, so nothing else would
+            # close its running session: it ends here, as stopped by hand.
+            running = (
+                self.env["mqtt.session"]
+                .sudo()
+                .search([("device_id", "in", self.ids), ("state", "=", "running")])
+            )
+            for session in running:
+                session._close_manual()
         res = super().write(vals)
         if RUNNER_FIELDS & set(vals):
             notify_runner(self.env.cr)

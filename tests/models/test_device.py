@@ -233,6 +233,19 @@ class TestManualSessions(WorkshopCase):
         with self.assertRaisesRegex(UserError, "already closed"):
             session.action_stop()
 
+    def test_archiving_a_machine_ends_its_running_session(self):
+        self.device.action_start_session()
+        session = self.device.running_session_id
+        other = self.make_device("Other", "shellypmminig3-other")
+        other.action_start_session()
+        self.device.with_user(self.manager).action_archive()
+        session.invalidate_recordset()
+        self.assertEqual(session.state, "closed")
+        self.assertEqual(session.end_reason, "manual")
+        self.assertEqual(session.stopped_by_id, self.manager)
+        self.assertFalse(self.device.running_session_id)
+        self.assertEqual(other.running_session_id.state, "running")
+
     def test_manual_session_uses_the_meter_clock(self):
         self.device.parser_snapshot = {"clock_offset": 3600.0}
         self.device.action_start_session()
