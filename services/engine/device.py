@@ -15,6 +15,7 @@ from .history import (
     MANUAL_START,
     OFFLINE,
     ONLINE,
+    PERSON_STOP,
     READ,
     TICK,
     HistoryTail,
@@ -145,12 +146,14 @@ class DeviceRuntime:
                 events = machine.offline(ts)
             elif kind == MANUAL_START:
                 events = machine.manual_start(ts)
-            else:
+            elif kind == PERSON_STOP:
                 # A person's stop closes the session as it stands, with no
                 # debounce or timeout the runner had not yet applied: the
                 # database already holds the person's close, and a replay of
                 # the history must end the same session the same way.
                 events = machine.manual_stop(ts, apply_deadlines=False)
+            else:
+                raise ValueError(f"not an input the runner takes: {kind}")
             taken = True
             ts = machine.now if machine.now is not None else ts
         if taken and history is not None:

@@ -17,7 +17,7 @@ from ...parsers import Limits, Parser, TopicRouter, make_parser, subscriptions_f
 from ...parsers.topic_filter import minimal_filters
 from .batch import Batch
 from .device import DeviceConfig, DeviceRuntime
-from .history import MANUAL_START, MANUAL_STOP, TICK, grid
+from .history import MANUAL_START, PERSON_STOP, TICK, grid
 from .types import Event, SessionOpened
 
 # Live traffic has a real receive clock: a meter clock a day ahead is not
@@ -241,7 +241,7 @@ class Fleet:
         if machine.session is not None:
             # Our session is gone from the database (closed by hand) or another
             # one is running there: the database wins, ours ends without a write.
-            dev.take(MANUAL_STOP, now)
+            dev.take(PERSON_STOP, now)
             dev.session_id = None
         if db_id:
             start = grid(db_start) if db_start is not None else now

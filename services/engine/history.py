@@ -40,9 +40,10 @@ READ = 0
 OFFLINE = 1
 ONLINE = 2
 MANUAL_START = 3
-MANUAL_STOP = 4
+MANUAL_STOP = 4  # written before 2026-12-06: due deadlines applied first
 TICK = 5
 SNAP = 6
+PERSON_STOP = 7  # a person's stop, applied to the machine as it stands
 KIND_NAMES = (
     "read",
     "offline",
@@ -51,6 +52,7 @@ KIND_NAMES = (
     "manual_stop",
     "tick",
     "snap",
+    "person_stop",
 )
 _HAS_ENERGY = 0x08
 _SAME_POWER = 0x10
@@ -376,8 +378,10 @@ def apply(machine: SessionStateMachine, record: Record) -> list[Event]:
         return machine.offline(record.ts)
     if kind == MANUAL_START:
         return machine.manual_start(record.ts)
-    if kind == MANUAL_STOP:
+    if kind == PERSON_STOP:
         return machine.manual_stop(record.ts, apply_deadlines=False)
+    if kind == MANUAL_STOP:
+        return machine.manual_stop(record.ts)
     return []  # ONLINE: informational; SNAP: a checkpoint (a run's first)
 
 

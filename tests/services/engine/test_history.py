@@ -29,7 +29,7 @@ from ....services.engine.batch import (
 from ....services.engine.core import Engine
 from ....services.engine.device import DeviceConfig
 from ....services.engine.machine import SessionStateMachine
-from ....services.engine.types import MANUAL, DetectorConfig
+from ....services.engine.types import MANUAL, POWER_DROP, DetectorConfig
 from ....services.mqtt.inbound import InboundMessage
 
 T0 = 1_780_000_000.0
@@ -108,6 +108,25 @@ def test_the_snapshot_record_restores_the_machine():
     assert seeded.snapshot() == machine.snapshot()
     with pytest.raises(ValueError, match="needs the machine's snapshot"):
         h.HistoryTail(1, None).add(h.READ, T0, 1.0)
+
+
+def test_a_stop_by_hand_replays_as_it_was_taken():
+    """A person's stop (kind 7) ends the session as it stands; a stop stored
+    before that kind existed (MANUAL_STOP) still applies the deadlines due
+    before it first, as the runner did when it wrote it."""
+
+    def replayed_reasons(stop_kind):
+        tail = h.HistoryTail(1, None)
+        tail.add(h.READ, T0, 900.0, None, snapshot_of())
+        tail.add(h.READ, T0 + 5, 900.0)
+        tail.add(h.READ, T0 + 6, 0.0)
+        tail.add(stop_kind, T0 + 23)  # the stop delay ran out at T0 + 21
+        _machine, closed = h.replay_runs([h.decode(bytes(tail.data))], CONFIG)
+        return [(r.summary.end_reason, r.summary.end_time) for r in closed]
+
+    # A stopping machine's session ends when its power dropped, either way.
+    assert replayed_reasons(h.MANUAL_STOP) == [(POWER_DROP, T0 + 6)]
+    assert replayed_reasons(h.PERSON_STOP) == [(MANUAL, T0 + 6)]
 
 
 # -- the live engine against a stand-in database -------------------------------
