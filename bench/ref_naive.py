@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from loadgen import _die_with_parent
 
@@ -86,9 +86,9 @@ def main():
                         "payload_size": len(message.payload),
                         "truncated": False,
                         "qos": message.qos,
-                        "received_at": datetime.fromtimestamp(received, UTC).replace(
-                            tzinfo=None
-                        ),
+                        "received_at": datetime.fromtimestamp(
+                            received, timezone.utc
+                        ).replace(tzinfo=None),
                         "device_ts": ts,
                         "status": status,
                         "power_w": power,

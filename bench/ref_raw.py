@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import psycopg2
 from loadgen import _die_with_parent
@@ -117,7 +117,9 @@ def main():
                         topic,
                         payload.decode("utf-8", "replace"),
                         1,
-                        datetime.fromtimestamp(received, UTC).replace(tzinfo=None),
+                        datetime.fromtimestamp(received, timezone.utc).replace(
+                            tzinfo=None
+                        ),
                         ts,
                         power,
                     )

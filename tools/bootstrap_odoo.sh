@@ -79,8 +79,13 @@ step "choosing a base Python (3.11 or 3.12, with venv)"
 # 500. Such a Python is taken only when no other one is there.
 BASE=""
 FALLBACK=""
+if [ -n "${OWM_BASE_PYTHON:-}" ] && ! "$OWM_BASE_PYTHON" -c \
+    "import sys, venv, ensurepip; assert (3, 11) <= sys.version_info[:2] <= (3, 12)" 2>/dev/null; then
+    say "OWM_BASE_PYTHON=$OWM_BASE_PYTHON is not a Python 3.11 or 3.12 with the venv module"
+    exit 1
+fi
 for candidate in "${OWM_BASE_PYTHON:-}" python3.12 python3.11 python3 \
-    "$HOME"/.pyenv/versions/3.12*/bin/python3 "$HOME"/.pyenv/versions/3.11*/bin/python3 \
+    "${HOME:-/root}"/.pyenv/versions/3.12*/bin/python3 "${HOME:-/root}"/.pyenv/versions/3.11*/bin/python3 \
     /usr/bin/python3; do
     [ -n "$candidate" ] || continue
     command -v "$candidate" >/dev/null 2>&1 || continue
