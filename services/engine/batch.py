@@ -60,7 +60,15 @@ class CloseSession:
     summary: SessionSummary
 
 
-SessionOp = OpenSession | UpdateSession | CloseSession
+@dataclass(frozen=True, slots=True)
+class ContinueSession:
+    """The ops after this one continue ``session_id``, a session already in
+    the database (a person's, started while the machine was idle)."""
+
+    session_id: int
+
+
+SessionOp = OpenSession | UpdateSession | CloseSession | ContinueSession
 
 
 @dataclass(slots=True)

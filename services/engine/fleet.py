@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from ...parsers import Limits, Parser, TopicRouter, make_parser, subscriptions_for
 from ...parsers.topic_filter import minimal_filters
-from .batch import Batch
+from .batch import Batch, ContinueSession
 from .device import DeviceConfig, DeviceRuntime
 from .history import MANUAL_START, PERSON_STOP, TICK, grid
 from .types import Event, SessionOpened
@@ -247,7 +247,17 @@ class Fleet:
             start = grid(db_start) if db_start is not None else now
             # What was due before the person's start happens first, as the
             # watchdog would have had it (a session it closes is written).
-            self._apply_events(dev, dev.take(TICK, start), batch)
+            due = dev.take(TICK, start)
+            if machine.session is not None:
+                # Its start came due unseen (an outage, a late tick): the
+                # person's session, already in the database, is that session.
+                due = [e for e in due if not isinstance(e, SessionOpened)]
+            self._apply_events(dev, due, batch)
+            work = batch.sessions.get(dev.id)
+            if work is not None and work.ops:
+                # The tick wrote a session of its own (opened and closed
+                # before the person's start): the ops after it are the person's.
+                work.ops.append(ContinueSession(db_id))
             events = dev.take(MANUAL_START, start)
             dev.session_id = db_id
             # The session exists already: keep only the state changes.

@@ -434,6 +434,11 @@ class Replay:
                     self.manual = event.manual
                 elif type(event) is SessionClosed:
                     self.closed.append(Replayed(event.summary, self.manual))
+            if record.kind == MANUAL_START and machine.session is not None:
+                # A person's start that finds a session open: its automatic
+                # start came due just before, unseen, and the runner took the
+                # person's session for it (``Fleet._sync_session``).
+                self.manual = True
 
     def state(self) -> dict:
         """JSON-safe: where the replay stands (not the sessions it closed)."""

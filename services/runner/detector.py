@@ -9,7 +9,7 @@ crosses threads.  The state machine that decided the ops lives in the engine
 import logging
 
 from ...models.mqtt_session import new_session_values, session_values
-from ..engine.batch import CloseSession, OpenSession, SessionWork
+from ..engine.batch import CloseSession, ContinueSession, OpenSession, SessionWork
 
 _logger = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ class SessionDetector:
             if type(op) is OpenSession:
                 sid = self._open(sessions, op)
                 running.add(sid)
+                continue
+            if type(op) is ContinueSession:
+                sid = op.session_id
                 continue
             # A person may have closed it meanwhile: never reopen it.
             if sid and sid in running:

@@ -23,6 +23,7 @@ from ....services.engine import history as h
 from ....services.engine.batch import (
     Batch,
     CloseSession,
+    ContinueSession,
     OpenSession,
     WriteResult,
 )
@@ -171,6 +172,9 @@ class Database:
         for dev_id, work in batch.sessions.items():
             sid = work.session_id
             for op in work.ops:
+                if type(op) is ContinueSession:
+                    sid = op.session_id
+                    continue
                 if type(op) is OpenSession:
                     sid = next(self._ids)
                     self.sessions[sid] = {
@@ -196,6 +200,13 @@ class Database:
             stored["running"] = sid
             stored["running_start"] = self.sessions[sid]["start"] if sid else None
         self.chunks.extend(batch.history_chunks)
+        for dev_id in self.devices:  # PostgreSQL's one-running-per-machine index
+            running = [
+                sid
+                for sid, s in self.sessions.items()
+                if s["device"] == dev_id and s["summary"] is None
+            ]
+            assert len(running) <= 1, f"machine {dev_id} runs {running}"
         return WriteResult(session_ids)
 
     def history(self, dev_id):
@@ -265,6 +276,42 @@ class Runner:
         for dev_id in (1, 2):
             cfg = device_config(dev_id, self.db.devices[dev_id])
             self.engine.upsert_device(cfg, self.batch)
+
+
+def test_a_start_by_hand_takes_the_place_of_an_automatic_start_come_due_unseen():
+    """The machine is starting when the broker goes down; a person starts a
+    session 10 s later, long after the start delay ran out.  The runner
+    writes no second session (the database allows one running per machine):
+    the person's session is the one, live and in the replay."""
+    run = Runner()
+    run.clock.now += 1.0
+    run.frame(1, "events/rpc", notify(T0, 900.0), T0)
+    run.flush()
+    run.engine.connection_down(1)
+    run.clock.now += 10.0
+    sid = next(run.db._ids)
+    run.db.sessions[sid] = {
+        "device": 1,
+        "start": T0 + 10,
+        "summary": None,
+        "manual": True,
+    }
+    run.db.devices[1].update(running=sid, running_start=T0 + 10)
+    run.reconcile()
+    run.flush()
+    assert list(run.db.sessions) == [sid]
+    assert run.engine.devices[1].session_id == sid
+    run.engine.connection_up(1, session_present=True)
+    run.clock.now += 5.0
+    run.frame(1, "events/rpc", notify(T0 + 15, 0.0), T0 + 15)
+    run.clock.now += 20.0
+    run.engine.tick(run.batch)
+    run.flush()
+    summary = run.db.sessions[sid]["summary"]
+    assert (summary.start_time, summary.end_time) == (T0, T0 + 15)
+    assert replayed(run, 1)[1] == [] == live_automatic(run, 1)
+    _machine, closed = h.replay_runs(run.db.history(1), CONFIG)
+    assert [(r.summary, r.manual) for r in closed] == [(summary, True)]
 
 
 def notify(ts, power, energy=None):
@@ -415,6 +462,17 @@ def live_automatic(run, dev_id):
         ("read", 1, 2.0, 0.0),
         ("read", 2, 15.0, 0.0),
         ("manual_stop", 1),
+    ]
+)
+# The catch-up tick before a person's start opens and closes a session of its
+# own (the meter fell silent while starting): the person's stays the running one.
+@example(
+    steps=[
+        ("read", 1, 1.0, 0.0),
+        ("stale", 2, 20.0),
+        ("manual_start", 2),
+        ("read", 1, 1.0, 0.0),
+        ("manual_start", 2),
     ]
 )
 def test_replaying_the_history_gives_back_the_live_sessions_exactly(steps):
