@@ -30,10 +30,14 @@ class SessionDetector:
         for a whole batch, kept up to date here)."""
         sessions = env["mqtt.session"]
         sid = work.session_id
-        for op in work.ops:
+        ops = work.ops
+        for n, op in enumerate(ops):
             if type(op) is OpenSession:
-                sid = self._open(sessions, op)
-                running.add(sid)
+                following = ops[n + 1] if n + 1 < len(ops) else None
+                close = following if type(following) is CloseSession else None
+                sid, closed = self._open(sessions, op, close)
+                if not closed:
+                    running.add(sid)
                 continue
             if type(op) is ContinueSession:
                 sid = op.session_id
@@ -51,14 +55,20 @@ class SessionDetector:
                 sid = None
         return sid
 
-    def _open(self, sessions, op: OpenSession) -> int:
+    def _open(
+        self, sessions, op: OpenSession, close: CloseSession | None
+    ) -> tuple[int, bool]:
+        """The session ``op`` opens: its id, and whether it was written closed
+        at once (its CloseSession follows in the same batch: it never runs,
+        so it cannot collide with a person's session running meanwhile)."""
         existing = sessions.search(
             [("device_id", "=", self.device_id), ("start_ts", "=", op.start_ts)],
             limit=1,
         )
         if existing:  # written before a crash, redelivered since
-            return existing.id
+            return existing.id, False
         origin = "manual" if op.manual else "power"
-        return sessions.create(
-            new_session_values(self.device_id, op.start_ts, origin)
-        ).id
+        values = new_session_values(self.device_id, op.start_ts, origin)
+        if close is not None:
+            values.update(session_values(close.summary))
+        return sessions.create(values).id, close is not None

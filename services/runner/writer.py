@@ -26,7 +26,7 @@ from psycopg2 import Binary
 from psycopg2.extras import execute_values
 
 from ...models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
-from ..engine.batch import Batch, RawRow, WriteResult
+from ..engine.batch import Batch, ContinueSession, RawRow, WriteResult
 from ..engine.core import MAX_DISCOVERED, one_line
 from ..engine.timebase import to_utc
 from ..mqtt.texts import Text
@@ -142,7 +142,10 @@ def _create_discovered(env, batch):
 def _write_sessions(env, works):
     """Each machine's SessionDetector writes its ops; the states of the
     sessions they continue are read in one query first."""
-    touched = tuple(w.session_id for w in works if w.session_id)
+    touched = tuple(
+        {w.session_id for w in works if w.session_id}
+        | {op.session_id for w in works for op in w.ops if type(op) is ContinueSession}
+    )
     running = set()
     if touched:
         env.cr.execute(

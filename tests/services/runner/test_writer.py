@@ -9,6 +9,8 @@ import json
 from odoo.tests import tagged
 
 from ....services.engine.batch import OpenSession
+from ....services.engine.timebase import to_utc
+from ....services.runner.config import load_devices
 from ....services.runner.writer import LostOwnership, write_batch
 from .common import T0, RunnerCase
 
@@ -71,6 +73,28 @@ class TestFlushWriter(RunnerCase):
         )
         self.flush()
         self.assertEqual(self.sessions(), session)
+
+    def test_a_start_by_hand_after_a_session_that_ended_unseen(self):
+        """The meter fell silent while the machine was starting, and a person
+        starts a session a minute later: the runner's catch-up opens and closes
+        the machine's own session (timeout), and the person's stays running."""
+        self.frame(T0, 900.0)
+        self.flush()
+        self.device.action_start_session()
+        person = self.device.running_session_id
+        person.write({"start_ts": T0 + 60, "start_time": to_utc(T0 + 60)})
+        for cfg in load_devices(self.env, [self.connection.id]):
+            self.service.core.upsert_device(cfg, self.batch)
+        self.flush()
+        (auto,) = self.sessions() - person
+        self.assertEqual(
+            (auto.start_ts, auto.state, auto.end_reason), (T0, "closed", "timeout")
+        )
+        self.assertEqual(person.state, "running")
+        self.assertEqual(self.device.running_session_id, person)
+        self.assertEqual(
+            self.service.core.devices[self.device.id].session_id, person.id
+        )
 
     def test_a_session_closed_by_hand_is_not_reopened(self):
         self.frame(T0, 500.0)
