@@ -79,18 +79,17 @@ step "choosing a base Python (3.11 or 3.12, with venv)"
 # 500. Such a Python is taken only when no other one is there.
 BASE=""
 FALLBACK=""
-if [ -n "${OWM_BASE_PYTHON:-}" ] && ! "$OWM_BASE_PYTHON" -c \
-    "import sys, venv, ensurepip; assert (3, 11) <= sys.version_info[:2] <= (3, 12)" 2>/dev/null; then
-    say "OWM_BASE_PYTHON=$OWM_BASE_PYTHON is not a Python 3.11 or 3.12 with the venv module"
-    exit 1
+if [ -n "${OWM_BASE_PYTHON:-}" ]; then
+    candidates=("$OWM_BASE_PYTHON") # the one asked for, whatever its version
+else
+    candidates=(python3.12 python3.11 python3
+        "${HOME:-/root}"/.pyenv/versions/3.12*/bin/python3
+        "${HOME:-/root}"/.pyenv/versions/3.11*/bin/python3 /usr/bin/python3)
 fi
-for candidate in "${OWM_BASE_PYTHON:-}" python3.12 python3.11 python3 \
-    "${HOME:-/root}"/.pyenv/versions/3.12*/bin/python3 "${HOME:-/root}"/.pyenv/versions/3.11*/bin/python3 \
-    /usr/bin/python3; do
-    [ -n "$candidate" ] || continue
+for candidate in "${candidates[@]}"; do
     command -v "$candidate" >/dev/null 2>&1 || continue
     version="$("$candidate" -c "import sys, venv, ensurepip; v = sys.version_info; assert (3, 11) <= v[:2] <= (3, 12); print(v[0], v[1], v[2])" 2>/dev/null)" || continue
-    if [ "$candidate" = "${OWM_BASE_PYTHON:-}" ] || ! [[ "$version" =~ ^3\ 11\ [0-7]$ ]]; then
+    if [ -n "${OWM_BASE_PYTHON:-}" ] || ! [[ "$version" =~ ^3\ 11\ [0-7]$ ]]; then
         BASE="$(command -v "$candidate")"
         break
     fi
@@ -102,7 +101,11 @@ if [ -z "$BASE" ] && [ -n "$FALLBACK" ]; then
 fi
 [ -n "$BASE" ] || {
     STEP="choosing a base Python"
-    say "no Python 3.11 or 3.12 with the venv module found (Debian: apt-get install python3-venv; Odoo 18 allows 3.10 too, but its pinned gevent does not build there from PyPI)"
+    if [ -n "${OWM_BASE_PYTHON:-}" ]; then
+        say "OWM_BASE_PYTHON=$OWM_BASE_PYTHON is not a Python 3.11 or 3.12 with the venv module"
+    else
+        say "no Python 3.11 or 3.12 with the venv module found (Debian: apt-get install python3-venv; Odoo 18 allows 3.10 too, but its pinned gevent does not build there from PyPI)"
+    fi
     exit 1
 }
 echo "base python: $BASE ($("$BASE" --version 2>&1))" >>"$LOG"
