@@ -71,12 +71,25 @@ class ContinueSession:
 SessionOp = OpenSession | UpdateSession | CloseSession | ContinueSession
 
 
+def closing(ops: list[SessionOp], n: int) -> CloseSession | None:
+    """The CloseSession of the session ``ops[n]`` opens, when it is in the
+    same batch (only its progress between): that session never runs."""
+    for op in ops[n + 1 :]:
+        if type(op) is CloseSession:
+            return op
+        if type(op) is not UpdateSession:
+            return None
+    return None
+
+
 @dataclass(slots=True)
 class SessionWork:
     """One machine's session ops of a batch, in order.
 
     ``session_id``: the database id of the session the first op continues
-    (None: no session is open there yet); set when the batch is sealed."""
+    (None: no session is open there yet), taken when the machine's work of
+    this batch begins: a person's start or stop that reaches the engine later
+    in the batch must not change what the earlier ops apply to."""
 
     device_id: int
     name: str
@@ -171,6 +184,9 @@ class Batch:
         self.done_mids: defaultdict[int, set[int]] = defaultdict(set)
         self.started: float | None = None
         self.problem_rows = 0
+        # Machines whose running session's progress this batch already
+        # carries: sealing again (a retry) must not grow the batch.
+        self.progressed: set[int] = set()
         # Filled when the batch is sealed:
         self.live: dict[int, LiveRow] = {}
         self.history_chunks: list[Chunk] = []
@@ -187,10 +203,16 @@ class Batch:
     def empty(self) -> bool:
         return not (self.acks or self.dirty or self.sessions or self.discovered)
 
-    def session_work(self, device_id: int, name: str) -> SessionWork:
+    def session_work(
+        self, device_id: int, name: str, session_id: int | None
+    ) -> SessionWork:
+        """The machine's work of this batch; ``session_id``: the database id
+        of the session its machine holds now, kept when the work begins."""
         work = self.sessions.get(device_id)
         if work is None:
-            work = self.sessions[device_id] = SessionWork(device_id, name)
+            work = self.sessions[device_id] = SessionWork(
+                device_id, name, session_id=session_id
+            )
         return work
 
     def device_ids(self) -> set[int]:

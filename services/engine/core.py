@@ -66,8 +66,9 @@ class Engine(Fleet):
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
         history: bool = True,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(limits, clock, history)
+        super().__init__(limits, clock, history, wall)
         self._to_notify: set[int] = set()
         self._notified_at = -1e9
         self._fault_logged: set[tuple[int | None, str]] = set()  # (machine, type)
@@ -227,6 +228,12 @@ class Engine(Fleet):
         if reading.online is not None:
             dev.online = reading.online
             kind = ONLINE if reading.online else OFFLINE
+            processed = machine.now
+            if processed is not None and ts <= processed:
+                # A late notice takes effect just after what the machine
+                # processed: a session opened at that instant (a person's)
+                # never ends in it, so no two sessions share a start.
+                ts = grid(processed + GRID_S)
             self._apply_events(dev, dev.take(kind, ts), batch)
             return "reading"
         dev.online = True
@@ -247,6 +254,7 @@ class Engine(Fleet):
             return "reading"  # a counter alone (kept above): nothing to feed
         events = dev.take(READ, ts, power, energy)
         if machine.last_ts == ts:
+            dev.read_mono = dev.last_recv_mono
             last_read = dev.last_read
             if last_read is None or last_read[0] != reading.ts:
                 dev.last_read = (reading.ts, {(power, energy)})
@@ -260,12 +268,12 @@ class Engine(Fleet):
     ) -> None:
         for event in events:
             if isinstance(event, SessionOpened):
-                batch.session_work(dev.id, dev.name).ops.append(
+                batch.session_work(dev.id, dev.name, dev.session_id).ops.append(
                     OpenSession(event.start_time, event.manual)
                 )
                 dev.progress_due = True
             elif isinstance(event, SessionClosed):
-                batch.session_work(dev.id, dev.name).ops.append(
+                batch.session_work(dev.id, dev.name, dev.session_id).ops.append(
                     CloseSession(event.summary)
                 )
                 dev.progress_due = False
@@ -419,12 +427,9 @@ class Engine(Fleet):
 
     def seal(self, batch: Batch) -> None:
         """Complete the batch for the writer: the open sessions' progress, one
-        live row per dirty machine, the session each machine's ops continue,
-        and the machines to announce to open browsers."""
+        live row per dirty machine, and the machines to announce to open
+        browsers.  Sealing again (after a resync) adds no second progress."""
         self._progress_ops(batch)
-        for dev_id, work in batch.sessions.items():
-            dev = self.devices.get(dev_id)
-            work.session_id = dev.session_id if dev is not None else None
         batch.live = {}
         batch.history_chunks = []
         for dev_id in batch.dirty:
@@ -439,7 +444,7 @@ class Engine(Fleet):
     def _progress_ops(self, batch: Batch) -> None:
         """Running sessions whose durations the database should see now."""
         now = self.clock()
-        for dev_id in self.active | set(batch.sessions):
+        for dev_id in (self.active | set(batch.sessions)) - batch.progressed:
             dev = self.devices.get(dev_id)
             if dev is None:
                 continue
@@ -454,7 +459,9 @@ class Engine(Fleet):
                 or dev.state_changed
                 or now - dev.progress_mono >= PROGRESS_EVERY_S
             ):
-                batch.session_work(dev.id, dev.name).ops.append(UpdateSession(summary))
+                work = batch.session_work(dev.id, dev.name, dev.session_id)
+                work.ops.append(UpdateSession(summary))
+                batch.progressed.add(dev_id)
                 dev.progress_mono = now
                 dev.progress_due = False
 

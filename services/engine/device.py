@@ -76,12 +76,19 @@ class DeviceRuntime:
         self.parser = parser
         self.state_machine = _state_machine(cfg)
         self.history = _history(cfg) if history else None
-        has_session = self.state_machine.session is not None
-        self.session_id = cfg.running_session_id if has_session else None
+        # The stored machine's open session is the running one in the
+        # database when they start together (the writer keeps the start in
+        # line); else a person replaced it while no runner ran.
+        session = self.state_machine.session
+        same = session is not None and session.start_time == cfg.running_start_ts
+        self.session_id = cfg.running_session_id if same else None
         self.filters: list[str] = []
         self.bucket = TokenBucket(cfg.max_msg_rate, now)
         # A restored machine counts as just heard: silence is measured from here.
         self.last_recv_mono = now
+        # When the state machine last took a reading: its device clock runs
+        # on from that reading (a stale or copied frame does not move it).
+        self.read_mono = now
         self.last_poll_mono = now
         self.progress_mono = now
         self.progress_due = False

@@ -15,9 +15,9 @@ from collections.abc import Callable, Iterable
 
 from ...parsers import Limits, Parser, TopicRouter, make_parser, subscriptions_for
 from ...parsers.topic_filter import minimal_filters
-from .batch import Batch, ContinueSession
+from .batch import Batch, ContinueSession, OpenSession
 from .device import DeviceConfig, DeviceRuntime
-from .history import MANUAL_START, PERSON_STOP, TICK, grid
+from .history import GRID_S, MANUAL_START, PERSON_STOP, TICK, grid
 from .types import Event, SessionOpened
 
 # Live traffic has a real receive clock: a meter clock a day ahead is not
@@ -38,9 +38,11 @@ class Fleet:
         limits: Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
         history: bool = True,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.limits = limits or LIVE_LIMITS
-        self.clock = clock
+        self.clock = clock  # monotonic: what passed
+        self.wall = wall  # the receive clock: a meter's time before it spoke
         self.history = history  # keep every machine's power history
         self.devices: dict[int, DeviceRuntime] = {}
         # connection id -> TopicRouter(filter -> device id)
@@ -237,11 +239,24 @@ class Fleet:
         machine = dev.state_machine
         if dev.session_id == db_id and (db_id is None) == (machine.session is None):
             return
+        unwritten = _unwritten(batch, dev)
+        if unwritten and db_id is None:
+            return  # ours, opened in this batch: the database has not seen it yet
         now = grid(self._virtual_now(dev))
+        if machine.now is not None and now <= machine.now:
+            # A person's input comes after whatever the machine processed:
+            # two of them never share an instant, so neither do their
+            # sessions' starts (the database keeps one per start).
+            now = grid(machine.now + GRID_S)
         if machine.session is not None:
             # Our session is gone from the database (closed by hand) or another
-            # one is running there: the database wins, ours ends without a write.
-            dev.take(PERSON_STOP, now)
+            # one is running there: the database wins.  One the database holds
+            # ends without a write (the person's close is there); one opened in
+            # this batch and not yet written ends here, closed by that person,
+            # and is written closed: it did happen.
+            closed = dev.take(PERSON_STOP, now)
+            if unwritten:
+                self._apply_events(dev, closed, batch)
             dev.session_id = None
         if db_id:
             start = grid(db_start) if db_start is not None else now
@@ -284,12 +299,28 @@ class Fleet:
         raise NotImplementedError
 
     def _virtual_now(self, dev: DeviceRuntime) -> float:
-        """The device clock now: last reading + receive time passed while connected."""
-        last_ts = dev.state_machine.last_ts
-        up = self._up_since.get(dev.connection_id)
-        mono = self.clock()
+        """The device clock now: last reading + receive time passed since it
+        while connected; never before the time the machine has processed (a
+        tick or a person's input may have taken it past the last reading)."""
+        machine = dev.state_machine
+        last_ts = machine.last_ts
         if last_ts is None:
-            return time.time() + (dev.parser.clock_offset or 0.0)
-        if up is None:
-            return last_ts
-        return last_ts + max(0.0, mono - max(dev.last_recv_mono, up))
+            now = self.wall() + (dev.parser.clock_offset or 0.0)
+        else:
+            now = last_ts
+            up = self._up_since.get(dev.connection_id)
+            if up is not None:
+                now += max(0.0, self.clock() - max(dev.read_mono, up))
+        processed = machine.now
+        return now if processed is None or processed < now else processed
+
+
+def _unwritten(batch: Batch, dev: DeviceRuntime) -> bool:
+    """Whether the machine's open session was opened in this batch (so the
+    database has no row of it yet)."""
+    session = dev.state_machine.session
+    work = batch.sessions.get(dev.id)
+    if session is None or work is None:
+        return False
+    start = session.start_time
+    return any(type(op) is OpenSession and op.start_ts == start for op in work.ops)

@@ -73,8 +73,13 @@ def pick_start(
 
 
 def _overlaps(s: SessionSummary, a: float, b: float) -> bool:
+    """Whether ``s`` and [a, b] share time; a session of no length (closed
+    at its start) overlaps what holds its instant, edges included."""
+    start = s.start_time
     end = s.end_time if s.end_time is not None else float("inf")
-    return s.start_time < b and end > a
+    if start == end:
+        return a <= start <= b
+    return start < b and end > a
 
 
 def _same(x: SessionSummary, y: SessionSummary) -> bool:

@@ -9,9 +9,20 @@ crosses threads.  The state machine that decided the ops lives in the engine
 import logging
 
 from ...models.mqtt_session import new_session_values, session_values
-from ..engine.batch import CloseSession, ContinueSession, OpenSession, SessionWork
+from ..engine.batch import (
+    CloseSession,
+    ContinueSession,
+    OpenSession,
+    SessionWork,
+    closing,
+)
 
 _logger = logging.getLogger(__name__)
+
+
+class SessionsChanged(Exception):
+    """The machine's sessions changed in the database since the engine
+    decided (a person started one): the batch must be resynced first."""
 
 
 class SessionDetector:
@@ -23,21 +34,20 @@ class SessionDetector:
         self.device_id = device_id
         self.name = name
 
-    def apply(self, env, work: SessionWork, running: set[int]) -> int | None:
+    def apply(self, env, work: SessionWork, running: dict[int, int]) -> int | None:
         """Apply ``work.ops`` with ``env``; return the id of the session left open.
 
-        ``running``: ids of sessions running in this transaction (read once
-        for a whole batch, kept up to date here)."""
+        ``running``: {session id: machine id} of the sessions running in this
+        transaction (read once for a whole batch, kept up to date here).
+        Raises SessionsChanged rather than open a second running session."""
         sessions = env["mqtt.session"]
         sid = work.session_id
         ops = work.ops
         for n, op in enumerate(ops):
             if type(op) is OpenSession:
-                following = ops[n + 1] if n + 1 < len(ops) else None
-                close = following if type(following) is CloseSession else None
-                sid, closed = self._open(sessions, op, close)
+                sid, closed = self._open(sessions, op, closing(ops, n), running)
                 if not closed:
-                    running.add(sid)
+                    running[sid] = self.device_id
                 continue
             if type(op) is ContinueSession:
                 sid = op.session_id
@@ -47,16 +57,21 @@ class SessionDetector:
                 session = sessions.browse(sid)
                 session.write(session_values(op.summary))
                 if type(op) is CloseSession:
-                    running.discard(sid)
+                    del running[sid]
                     # The ORM writes lazily: the database must see it closed
                     # before the next session of the machine is inserted.
                     session.flush_recordset()
             if type(op) is CloseSession:
                 sid = None
-        return sid
+        # One a person closed meanwhile is not left open.
+        return sid if sid in running else None
 
     def _open(
-        self, sessions, op: OpenSession, close: CloseSession | None
+        self,
+        sessions,
+        op: OpenSession,
+        close: CloseSession | None,
+        running: dict[int, int],
     ) -> tuple[int, bool]:
         """The session ``op`` opens: its id, and whether it was written closed
         at once (its CloseSession follows in the same batch: it never runs,
@@ -66,7 +81,11 @@ class SessionDetector:
             limit=1,
         )
         if existing:  # written before a crash, redelivered since
-            return existing.id, False
+            # A person may have closed it meanwhile: it is not reopened.
+            return existing.id, existing.state != "running"
+        if close is None and self.device_id in running.values():
+            # A person's session runs that the engine does not know of.
+            raise SessionsChanged(f"machine {self.device_id}: a session runs already")
         origin = "manual" if op.manual else "power"
         values = new_session_values(self.device_id, op.start_ts, origin)
         if close is not None:

@@ -7,9 +7,13 @@ where delivery guarantees are decided.  A batch is
   connections (never half written, never written twice);
 * dropped for connections this runner no longer owns (the new owner gets
   the messages again from the broker);
-* after a failure that is none of those (a bug met by some machine's data),
-  written again with each machine's part under its own savepoint: the
-  machine whose part fails is quarantined, the rest commits (writer.py);
+* resynced with the database when it refuses the batch (a unique index: a
+  person started or stopped a session meanwhile), at most ``MAX_RESYNCS``
+  times;
+* after a failure that is none of those (a bug met by some machine's data,
+  or a refusal a resync did not cure), written again with each machine's
+  part under its own savepoint: the machine whose part fails is quarantined,
+  the rest commits (writer.py);
 
 and its QoS 1 messages are acknowledged only after the commit.
 """
@@ -27,6 +31,7 @@ from ..engine.batch import Batch, ConnectionRow
 from ..mqtt.backoff import Backoff
 from ..mqtt.texts import db_write_failing
 from .config import load_devices
+from .detector import SessionsChanged
 from .writer import LostOwnership, write_batch
 
 _logger = logging.getLogger(__name__)
@@ -38,14 +43,30 @@ RETRYABLE = (
     psycopg2.errors.LockNotAvailable,
 )
 CONNECTION_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
-# Database conditions with a policy of their own: never quarantined.
-KNOWN = (LostOwnership, psycopg2.IntegrityError, *RETRYABLE, *CONNECTION_LOST)
+# Database conditions with a policy of their own: never quarantined.  A
+# refusal (IntegrityError) is not among them: when resyncing did not cure
+# it, it is one machine's, and that machine is quarantined like any other.
+KNOWN = (LostOwnership, *RETRYABLE, *CONNECTION_LOST)
+# Resyncs of one batch before its machines are written apart: a refusal the
+# database state explains is cured by the first; one more covers a person
+# who acted again while it ran.
+MAX_RESYNCS = 2
 HEARTBEAT_EVERY_S = 2.0
 
 
 def retry_backoff() -> Backoff:
     """A batch's write retries: 50 ms doubling up to 10 s, spread out."""
     return Backoff(0.05, 10.0, 2.0, jitter=1.0)
+
+
+class _Attempt:
+    """How one batch's write goes: its retry delays, whether its machines are
+    written apart yet, how often it was resynced."""
+
+    def __init__(self):
+        self.backoff = retry_backoff()
+        self.isolate = False
+        self.resyncs = 0
 
 
 class BatchFlusher:
@@ -63,48 +84,9 @@ class BatchFlusher:
             return batch
         self.core.seal(batch)
         batch.connections = self._connection_rows(batch)
-        backoff = retry_backoff()
-        isolate = False
-        while True:
-            try:
-                with Registry(self.dbname).cursor() as cr:
-                    env = api.Environment(cr, SUPERUSER_ID, {})
-                    result = write_batch(env, batch, isolate=isolate, known=KNOWN)
-                break
-            except LostOwnership as exc:
-                _logger.warning("%s; dropping its uncommitted batch", exc)
-                for conn_id in exc.connection_ids:
-                    self._release(conn_id, stopped=False)
-                batch.drop_connections(exc.connection_ids, self.core.devices)
-                backoff.reset()
-                continue
-            except RETRYABLE as exc:
-                _logger.info("Flush conflict (%s); retrying", type(exc).__name__)
-            except psycopg2.IntegrityError as exc:
-                _logger.warning("Flush refused by the database (%s); resyncing", exc)
-                self._reload = True
-                self._resync_sessions(batch)
-            except Exception as exc:  # pylint: disable=broad-except
-                self.flush_errors += 1
-                if self._stop.is_set():
-                    _logger.warning(
-                        "Stopping: the last batch of %d messages was not written "
-                        "(%s); the broker sends its messages again",
-                        len(batch),
-                        _reason(exc),
-                    )
-                    return Batch()
-                if not isolate and not isinstance(exc, CONNECTION_LOST):
-                    _logger.exception(
-                        "Writing a batch of %d messages failed; writing each "
-                        "machine's part apart to isolate the failing one",
-                        len(batch),
-                    )
-                    isolate = True
-                    continue
-                self._write_failing(batch, exc)
-            if self._stop.wait(backoff.next()):
-                return Batch()  # shutting down: unacked messages come again
+        result = self._write(batch)
+        if result is None:
+            return Batch()  # shutting down: unacked messages come again
         self.flush_count += 1
         self.core.committed(batch, result)
         self._ack(batch)
@@ -118,6 +100,75 @@ class BatchFlusher:
                 if (owned.last_error or "").startswith(DB_ERROR):
                     owned.last_error = None
         return Batch()
+
+    def _write(self, batch):
+        """Write ``batch`` until it commits; its WriteResult, or None when
+        the runner stops first."""
+        attempt = _Attempt()
+        while True:
+            try:
+                with Registry(self.dbname).cursor() as cr:
+                    env = api.Environment(cr, SUPERUSER_ID, {})
+                    return write_batch(env, batch, isolate=attempt.isolate, known=KNOWN)
+            except LostOwnership as exc:
+                _logger.warning("%s; dropping its uncommitted batch", exc)
+                for conn_id in exc.connection_ids:
+                    self._release(conn_id, stopped=False)
+                batch.drop_connections(exc.connection_ids, self.core.devices)
+                attempt.backoff.reset()
+                continue
+            except RETRYABLE as exc:
+                _logger.info("Flush conflict (%s); retrying", type(exc).__name__)
+            except (psycopg2.IntegrityError, SessionsChanged) as exc:
+                if self._refused(batch, attempt, exc):
+                    continue
+            except Exception as exc:  # pylint: disable=broad-except
+                self.flush_errors += 1
+                if self._stop.is_set():
+                    _logger.warning(
+                        "Stopping: the last batch of %d messages was not written "
+                        "(%s); the broker sends its messages again",
+                        len(batch),
+                        _reason(exc),
+                    )
+                    return None
+                if not attempt.isolate and not isinstance(exc, CONNECTION_LOST):
+                    _logger.exception(
+                        "Writing a batch of %d messages failed; writing each "
+                        "machine's part apart to isolate the failing one",
+                        len(batch),
+                    )
+                    attempt.isolate = True
+                    continue
+                self._write_failing(batch, exc)
+            if self._stop.wait(attempt.backoff.next()):
+                return None
+
+    def _refused(self, batch, attempt, exc):
+        """The database refused the batch: resync (at most MAX_RESYNCS
+        times), then isolate the refused machine.  Whether to try again at
+        once."""
+        if not attempt.isolate and attempt.resyncs < MAX_RESYNCS:
+            attempt.resyncs += 1
+            _logger.warning(
+                "Flush refused by the database (%s); resyncing the machines with it",
+                _reason(exc),
+            )
+            self._reload = True
+            self._resync_sessions(batch)
+            return True
+        if not attempt.isolate:
+            _logger.warning(
+                "Flush still refused after %d resyncs (%s); writing each "
+                "machine's part apart to isolate the refused one",
+                attempt.resyncs,
+                _reason(exc),
+            )
+            attempt.isolate = True
+            return True
+        self.flush_errors += 1
+        self._write_failing(batch, exc)
+        return False
 
     def _write_failing(self, batch, exc):
         """The write keeps failing: say so on the form, log it (the traceback
@@ -175,18 +226,16 @@ class BatchFlusher:
                 )
 
     def _resync_sessions(self, batch):
-        """The database refused a session write (a user started one by hand
-        at the same moment): the database wins for those machines only."""
+        """The database refused a session write (a person started or stopped
+        one by hand meanwhile): bring each machine in line with it.  The
+        batch keeps what it can still write (finished sessions, readings);
+        a session it opened that the person's now replaces is written closed
+        (``Fleet._sync_session``)."""
         with Registry(self.dbname).cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             configs = load_devices(env, list(self.owned))
         for cfg in configs:
-            dev = self.core.devices.get(cfg.id)
-            work = batch.sessions.get(cfg.id)
-            if dev is None or not work or not cfg.running_session_id:
-                continue
-            if cfg.running_session_id != dev.session_id:
-                del batch.sessions[cfg.id]
+            if cfg.id in self.core.devices:
                 self.core.upsert_device(cfg, batch)
         self.core.seal(batch)
 

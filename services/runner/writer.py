@@ -22,15 +22,15 @@ import json
 import logging
 from collections import Counter
 
-from psycopg2 import Binary
+from psycopg2 import Binary, IntegrityError
 from psycopg2.extras import execute_values
 
 from ...models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
-from ..engine.batch import Batch, ContinueSession, RawRow, WriteResult
+from ..engine.batch import Batch, RawRow, WriteResult
 from ..engine.core import MAX_DISCOVERED, one_line
 from ..engine.timebase import to_utc
 from ..mqtt.texts import Text
-from .detector import SessionDetector
+from .detector import SessionDetector, SessionsChanged
 
 _logger = logging.getLogger(__name__)
 
@@ -64,6 +64,16 @@ def write_batch(env, batch: Batch, isolate=False, known=()) -> WriteResult:
                     session_ids.update(_write_machines(env, batch, {dev_id}))
             except known:
                 raise
+            except (IntegrityError, SessionsChanged) as exc:
+                # A refusal a resync did not cure: this machine's alone.
+                _logger.error(
+                    "The database refused machine %s's part of a batch (%s): "
+                    "quarantined (its frames are logged as errors, the rest "
+                    "commits)",
+                    dev_id,
+                    one_line(exc),
+                )
+                batch.quarantine(dev_id, one_line(exc))
             except Exception as exc:  # pylint: disable=broad-except
                 _logger.exception(
                     "Writing machine %s's part of a batch failed: quarantined "
@@ -125,34 +135,40 @@ def _create_discovered(env, batch):
         if waiting >= MAX_DISCOVERED:
             continue  # a manager confirms or removes the ones waiting first
         connection = env["mqtt.connection"].browse(conn_id)
-        Device.create(
-            {
-                "name": values["src"],
-                "connection_id": conn_id,
-                "company_id": connection.company_id.id,
-                "topic_prefix": prefix,
-                "parser_type": "shelly_gen2",
-                "component": values["component"],
-                "active": False,
-                "discovery_state": "discovered",
-            }
-        )
+        try:
+            with env.cr.savepoint():
+                _create_one_discovered(Device, connection, prefix, values)
+        except IntegrityError:
+            # A manager created that machine at the same moment: it is known.
+            _logger.info("Discovered %s was created meanwhile", prefix)
+
+
+def _create_one_discovered(Device, connection, prefix, values):
+    Device.create(
+        {
+            "name": values["src"],
+            "connection_id": connection.id,
+            "company_id": connection.company_id.id,
+            "topic_prefix": prefix,
+            "parser_type": "shelly_gen2",
+            "component": values["component"],
+            "active": False,
+            "discovery_state": "discovered",
+        }
+    )
 
 
 def _write_sessions(env, works):
-    """Each machine's SessionDetector writes its ops; the states of the
-    sessions they continue are read in one query first."""
-    touched = tuple(
-        {w.session_id for w in works if w.session_id}
-        | {op.session_id for w in works for op in w.ops if type(op) is ContinueSession}
-    )
-    running = set()
-    if touched:
+    """Each machine's SessionDetector writes its ops; the machines' running
+    sessions are read in one query first."""
+    running = {}
+    if works:
         env.cr.execute(
-            "SELECT id FROM mqtt_session WHERE id IN %s AND state = 'running'",
-            (touched,),
+            "SELECT id, device_id FROM mqtt_session "
+            "WHERE device_id IN %s AND state = 'running'",
+            (tuple(w.device_id for w in works),),
         )
-        running = {row[0] for row in env.cr.fetchall()}
+        running = dict(env.cr.fetchall())
     return {
         w.device_id: SessionDetector(w.device_id, w.name).apply(env, w, running)
         for w in works

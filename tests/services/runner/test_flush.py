@@ -159,3 +159,75 @@ class TestNothingStallsTheRunner(RunnerCase):
         self.assertTrue(0.05 <= delays[0] <= 0.1)
         self.assertTrue(all(d <= 20.0 for d in delays))
         self.assertGreaterEqual(max(delays), 10.0)
+
+
+@tagged("post_install", "-at_install")
+class TestARefusedWriteStaysWithItsMachine(RunnerCase):
+    """The database refuses a machine's part of a batch (a unique index on
+    mqtt_session): the runner resyncs that machine with it, and what a resync
+    cannot cure is quarantined like any other failing part; the other
+    machine's frames are committed and acknowledged in the same flush."""
+
+    def play(self, pattern):
+        for dt, watts in pattern:
+            self.frame(T0 + dt, watts)
+            self.frame(T0 + dt, watts, prefix=self.other.topic_prefix)
+
+    def test_a_person_starting_a_session_in_the_middle_of_a_batch(self):
+        # The machine's session opens in this batch: not yet in the database.
+        self.play([(0, 0.0), (10, 500.0), (14, 500.0)])
+        self.device.action_start_session()
+        person = self.device.running_session_id
+        self.assertEqual(person.origin, "manual")
+        self.frame(T0 + 16, 520.0)
+        with self.assertLogs(flush.__name__, "WARNING") as logs:
+            self.flush()
+        self.assertIn("resyncing", logs.output[0])
+        # The machine's own session happened: written closed where the
+        # person's took over, which runs on.
+        auto = self.sessions() - person
+        self.assertEqual(
+            (auto.start_ts, auto.origin, auto.state, auto.end_reason),
+            (T0 + 10, "power", "closed", "manual"),
+        )
+        self.assertEqual(person.state, "running")
+        self.assertGreaterEqual(person.start_ts, auto.end_ts)
+        self.assertEqual(self.device.running_session_id, person)
+        self.assertEqual(
+            self.service.core.devices[self.device.id].session_id, person.id
+        )
+        self.assertFalse(self.device.fault)
+        self.assertEqual(len(self.sessions(self.other)), 1)
+        self.assertEqual(self.client.acked, list(range(1, 8)))
+        self.assertEqual(len(self.raw_rows(self.device, "reading")), 4)
+
+    @pytest.mark.log_exceptions
+    def test_a_refusal_no_resync_cures_is_quarantined(self):
+        original = SessionDetector.apply
+        calls = []
+
+        def refused(detector, env, work, running):
+            if detector.device_id == self.device.id:
+                calls.append(len(work.ops))
+                raise psycopg2.errors.UniqueViolation(
+                    "duplicate key value violates unique constraint "
+                    '"mqtt_session_device_start_unique"'
+                )
+            return original(detector, env, work, running)
+
+        self.play(PATTERN)
+        with patch.object(SessionDetector, "apply", refused):
+            self.flush()
+        # Tried once, resynced MAX_RESYNCS times, then written apart: never
+        # more, and the batch did not grow on the way.
+        self.assertEqual(len(calls), flush.MAX_RESYNCS + 2)
+        self.assertEqual(len(set(calls)), 1)
+        self.assertEqual(len(self.sessions(self.other)), 2)
+        self.assertEqual(len(self.raw_rows(self.other, "reading")), len(PATTERN))
+        self.assertEqual(self.client.acked, list(range(1, 2 * len(PATTERN) + 1)))
+        errors = self.raw_rows(self.device, "error")
+        self.assertEqual(len(errors), len(PATTERN))
+        self.assertIn("UniqueViolation", self.device.fault)
+        self.assertEqual(self.connection.stat_errors, len(PATTERN))
+        self.assertFalse(self.sessions())
+        self.assertNotIn(self.device.id, self.service.core.devices)

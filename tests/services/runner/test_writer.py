@@ -68,7 +68,7 @@ class TestFlushWriter(RunnerCase):
         # Lose the runner's memory of it (as after a crash before the commit
         # of the device row): the same start comes again.
         self.service.core.devices[self.device.id].session_id = None
-        self.batch.session_work(self.device.id, self.device.name).ops.append(
+        self.batch.session_work(self.device.id, self.device.name, None).ops.append(
             OpenSession(T0, False)
         )
         self.flush()
