@@ -20,6 +20,7 @@ from odoo.exceptions import UserError, ValidationError
 from ..services.engine.fleet import MAX_SESSION_EXPIRY_S
 from ..services.mqtt.connect import ClientSettings, probe_broker
 from ..services.mqtt.texts import Text
+from .rights import MANAGER, guarded
 from .runner_signal import create_revision_sequence, notify_runner
 
 _logger = logging.getLogger(__name__)
@@ -64,8 +65,13 @@ class MqttConnection(models.Model):
     company_id = fields.Many2one(
         "res.company", default=lambda self: self.env.company, index=True
     )
-    host = fields.Char(required=True, default="127.0.0.1")
-    port = fields.Integer(required=True, default=1883)
+    # Where the broker is and who the runner is there: managers only.
+    host = fields.Char(
+        required=True, default="127.0.0.1", groups="open_workshop_mqtt.group_manager"
+    )
+    port = fields.Integer(
+        required=True, default=1883, groups="open_workshop_mqtt.group_manager"
+    )
     use_tls = fields.Boolean(string="Use TLS")
     tls_verify = fields.Boolean(
         string="Verify Broker Certificate",
@@ -101,6 +107,7 @@ class MqttConnection(models.Model):
         string="Client ID",
         required=True,
         copy=False,
+        groups="open_workshop_mqtt.group_manager",
         default=lambda self: _default_client_id(),
         help="MQTT client id of this connection. It belongs to the connection, not "
         "to a server: with a persistent session the broker keeps QoS 1 readings "
@@ -165,7 +172,10 @@ class MqttConnection(models.Model):
     )
     last_connected = fields.Datetime(readonly=True, copy=False)
     owner_node = fields.Char(
-        readonly=True, copy=False, help="The server process consuming this broker."
+        readonly=True,
+        copy=False,
+        groups="open_workshop_mqtt.group_manager",
+        help="The server process consuming this broker.",
     )
     heartbeat = fields.Datetime(string="Runner Heartbeat", readonly=True, copy=False)
     stat_received = fields.Integer(string="Messages Received", readonly=True, default=0)
@@ -193,6 +203,14 @@ class MqttConnection(models.Model):
         default=0,
         help="Frames the runner met an unexpected error with (a bug to report); "
         "each is in the raw log with status 'Processing Error'.",
+    )
+    stat_clock_refused = fields.Integer(
+        string="Device Times Not Believed",
+        readonly=True,
+        default=0,
+        help="Frames dated more than 5 minutes ahead of the runner's clock (or "
+        "further behind than the broker keeps readings): their meter's clock is "
+        "off, so they were read at their receive time.",
     )
     committed_mids = fields.Char(
         readonly=True,
@@ -243,9 +261,11 @@ class MqttConnection(models.Model):
             rec.last_error_display = text
 
     @api.depends("heartbeat", "state", "run_requested", "owner_node")
+    @api.depends_context("uid")
     def _compute_runner_status(self):
         now = fields.Datetime.now()
         loaded_here = _runner_loaded_in_this_server()
+        manager = self.env.user.has_group("open_workshop_mqtt.group_manager")
         for rec in self:
             alive = bool(
                 rec.heartbeat
@@ -253,12 +273,18 @@ class MqttConnection(models.Model):
             )
             rec.runner_alive = alive
             if alive:
-                rec.runner_status = _(
-                    "Consumed by %(node)s, last heartbeat %(age)s s ago."
-                ) % {
-                    "node": rec.owner_node or "?",
-                    "age": int((now - rec.heartbeat).total_seconds()),
-                }
+                age = int((now - rec.heartbeat).total_seconds())
+                if manager:
+                    rec.runner_status = _(
+                        "Read by the runner on %(server)s; last heartbeat %(age)s s "
+                        "ago.",
+                        server=_server_in_words(self.env, rec.sudo().owner_node),
+                        age=age,
+                    )
+                else:
+                    rec.runner_status = _(
+                        "Read by the runner; last heartbeat %(age)s s ago.", age=age
+                    )
             elif rec.run_requested and not loaded_here:
                 rec.runner_status = _(
                     "No MQTT runner is loaded: add open_workshop_mqtt to "
@@ -317,30 +343,36 @@ class MqttConnection(models.Model):
                 )
 
     @api.model_create_multi
+    @guarded(MANAGER, "create")
     def create(self, vals_list):
         records = super().create(vals_list)
         notify_runner(self.env.cr)
         return records
 
+    @guarded(MANAGER, "write")
     def write(self, vals):
         res = super().write(vals)
         if RUNNER_FIELDS & set(vals):
             notify_runner(self.env.cr)
         return res
 
+    @guarded(MANAGER, "unlink")
     def unlink(self):
         res = super().unlink()
         notify_runner(self.env.cr)
         return res
 
+    @guarded(MANAGER, "write")
     def action_start(self):
         self.write({"run_requested": True})
         return True
 
+    @guarded(MANAGER, "write")
     def action_stop(self):
         self.write({"run_requested": False})
         return True
 
+    @guarded(MANAGER)
     def action_view_devices(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id(
@@ -350,11 +382,11 @@ class MqttConnection(models.Model):
         action["context"] = {"default_connection_id": self.id, "active_test": False}
         return action
 
+    @guarded(MANAGER, "write")
     def action_test_connection(self):
         """Try the broker once and answer in plain words (no runner needed)."""
         self.ensure_one()
-        # A manager's action: it reads the secrets below as superuser.
-        self.check_access("write")
+        # A manager's action (its rule): it reads the secrets as superuser.
         settings = ClientSettings(**self.sudo()._client_settings_values())
         ok, message = probe_broker(settings, timeout=5.0)
         if isinstance(message, Text):
@@ -404,3 +436,12 @@ def _b64_text(value):
 
 def _runner_loaded_in_this_server():
     return "open_workshop_mqtt" in odoo.conf.server_wide_modules
+
+
+def _server_in_words(env, node):
+    """``"vm:7269"`` (a runner's default node name, host:pid) -> "server vm
+    (process 7269)"; a node name set by the operator stays as it is."""
+    host, sep, pid = (node or "").rpartition(":")
+    if sep and host and pid.isdigit():
+        return env._("server %(host)s (process %(pid)s)", host=host, pid=pid)
+    return env._("server %s", node or "?")

@@ -31,6 +31,8 @@ from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
+from .rights import USER, guarded
+
 PERIODS = ("today", "week", "month", "year", "custom")
 AGGREGATES = [
     "__count",
@@ -45,6 +47,7 @@ class MqttDashboard(models.AbstractModel):
     _description = "Workshop Usage Dashboard"
 
     @api.model
+    @guarded(USER, None)
     def get_data(self, period="month", date_from=None, date_to=None):
         """Everything the dashboard shows, as plain JSON.
 

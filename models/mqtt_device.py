@@ -15,6 +15,7 @@ from odoo.exceptions import UserError, ValidationError
 from ..parsers import PARSER_TYPES, channels, make_parser
 from ..parsers.topic_filter import validate_filter, validate_topic
 from ..services.engine.types import DetectorConfig, State
+from .rights import MANAGER, USER, guarded
 from .runner_signal import notify_runner
 
 DEFAULTS = DetectorConfig()
@@ -63,6 +64,7 @@ class MqttDevice(models.Model):
     _name = "mqtt.device"
     _description = "Workshop Machine (MQTT Power Meter)"
     _order = "sequence, name, id"
+    _check_company_auto = True
 
     name = fields.Char(string="Machine", required=True)
     active = fields.Boolean(default=True)
@@ -91,6 +93,7 @@ class MqttDevice(models.Model):
         required=True,
         ondelete="restrict",
         index=True,
+        check_company=True,
     )
     parser_type = fields.Selection(
         list(PARSER_TYPES.items()),
@@ -410,6 +413,7 @@ class MqttDevice(models.Model):
             vals["component"] = "+".join(channels(vals["component"]))
 
     @api.model_create_multi
+    @guarded(MANAGER, "create")
     def create(self, vals_list):
         for vals in vals_list:
             self._normalize(vals)
@@ -417,6 +421,7 @@ class MqttDevice(models.Model):
         notify_runner(self.env.cr)
         return records
 
+    @guarded(MANAGER, "write")
     def write(self, vals):
         self._normalize(vals)
         if "active" in vals and not vals["active"]:
@@ -434,6 +439,7 @@ class MqttDevice(models.Model):
             notify_runner(self.env.cr)
         return res
 
+    @guarded(MANAGER, "unlink")
     def unlink(self):
         if self.env["mqtt.session"].search_count(
             [("device_id", "in", self.ids)], limit=1
@@ -448,6 +454,7 @@ class MqttDevice(models.Model):
         notify_runner(self.env.cr)
         return res
 
+    @guarded(USER)
     def action_view_sessions(self):
         self.ensure_one()
         action = self.env["ir.actions.act_window"]._for_xml_id(
@@ -471,27 +478,30 @@ class MqttDevice(models.Model):
             message_timeout_s=self.message_timeout_s,
         )
 
+    @guarded(MANAGER, "write")
     def action_dismiss_fault(self):
-        self.sudo().write({"fault": False})
+        self.write({"fault": False})
         return True
 
+    @guarded(MANAGER, "write")
     def action_confirm_discovered(self):
         self.write({"discovery_state": "confirmed", "active": True})
         return True
 
+    @guarded(USER)
     def action_start_session(self):
         """Open a manual session now (end reason 'manual' when stopped by hand)."""
-        # Sessions are written as superuser: the caller must see the machine.
-        self.check_access("read")
+        # Sessions are written as superuser: the rule lets only those who see
+        # the machine start one.
         sessions = self.env["mqtt.session"]
         for device in self:
             sessions |= sessions._open_manual(device)
         notify_runner(self.env.cr)
         return True
 
+    @guarded(USER)
     def action_stop_session(self):
         """Close the running session now with end reason 'manual'."""
-        self.check_access("read")
         for device in self:
             running = device.sudo().running_session_id or self.env[
                 "mqtt.session"

@@ -11,10 +11,14 @@ import itertools
 import time
 import zlib
 
-from odoo import fields, models
+from odoo import _, fields, models
+from odoo.exceptions import UserError
 
 from ..services.engine import history
 from ..services.engine.types import State, StateChanged
+from .rights import USER, guarded
+
+MAX_CURVE_HOURS = 31 * 24  # a month: a replay of seconds, not of years
 
 CURVE_POINTS = 800  # buckets drawn; each keeps its lowest and highest power
 SHADED = (State.STANDBY.value, State.WORKING.value)
@@ -121,10 +125,17 @@ class MqttDevice(models.Model):
         }
         return dict(curve.result(), **config_values)
 
+    @guarded(USER)
     def get_power_curve(self, hours=24):
-        """The last ``hours`` of this machine's power, for its form."""
+        """The last ``hours`` (up to ``MAX_CURVE_HOURS``) of this machine's
+        power, for its form."""
         self.ensure_one()
-        self.check_access("read")
+        try:
+            hours = float(hours)
+        except (TypeError, ValueError) as exc:
+            raise UserError(_("Hours must be a number.")) from exc
+        if not 0 < hours <= MAX_CURVE_HOURS:
+            raise UserError(_("A power curve spans up to %s hours.", MAX_CURVE_HOURS))
         t_to = time.time() + ((self.parser_snapshot or {}).get("clock_offset") or 0.0)
         return self.sudo()._power_curve(t_to - hours * 3600.0, t_to)
 

@@ -25,6 +25,7 @@ from ..services.engine.types import (
     SessionClosed,
     SessionSummary,
 )
+from .rights import USER, guarded
 from .runner_signal import notify_runner
 
 _END_REASON_LABELS = {
@@ -207,6 +208,10 @@ class MqttSession(models.Model):
     @api.model
     def _open_manual(self, device):
         device = device.sudo()
+        if not device.active:
+            raise UserError(
+                _("%s is archived: it cannot start a session.", device.name)
+            )
         if device.running_session_id or self.sudo().search_count(
             [("device_id", "=", device.id), ("state", "=", "running")], limit=1
         ):
@@ -242,10 +247,10 @@ class MqttSession(models.Model):
             device.running_session_id = False
         return True
 
+    @guarded(USER)
     def get_power_curve(self):
         """The session's power over time, for its form (with a margin around)."""
         self.ensure_one()
-        self.check_access("read")
         start = self.start_ts
         end = self.end_ts or self.last_update_ts or start
         margin = max(60.0, (end - start) * 0.05)
@@ -253,8 +258,9 @@ class MqttSession(models.Model):
         curve["session"] = [start * 1000.0, end * 1000.0]
         return curve
 
+    @guarded(USER)
     def action_stop(self):
-        self.check_access("read")  # closed as superuser: the caller must see it
+        # Closed as superuser: the rule lets only those who see it stop it.
         for rec in self:
             rec._close_manual()
         if self:

@@ -20,12 +20,13 @@ import json
 from dataclasses import astuple
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..services.engine import history, recompute
 from ..services.engine.timebase import from_utc
 from ..services.engine.types import MANUAL, DetectorConfig, SessionSummary
 from .mqtt_session import new_session_values, session_values
+from .rights import MANAGER, guarded
 
 PARAMS = (
     "standby_threshold_w",
@@ -33,6 +34,10 @@ PARAMS = (
     "start_debounce_s",
     "stop_debounce_s",
     "message_timeout_s",
+)
+# Written by the wizard itself (as superuser), never by a client.
+SERVER_FIELDS = frozenset(
+    ("step_state", "progress", "state", "machine_ids", "line_ids")
 )
 STEP_RECORDS = 400_000  # records replayed per step (a few seconds)
 LEAD_S = 3600.0  # the replay starts at least this long before the window
@@ -84,11 +89,39 @@ class MqttSessionRecompute(models.TransientModel):
         for wizard in self:
             wizard.display_name = _("Recompute Sessions")
 
+    @api.model_create_multi
+    @guarded(MANAGER, "create")
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._server_only(vals)
+        wizards = super().create(vals_list)
+        wizards.device_ids.check_access("read")  # the caller's machines only
+        return wizards
+
+    @guarded(MANAGER, "write")
+    def write(self, vals):
+        self._server_only(vals)
+        res = super().write(vals)
+        if "device_ids" in vals:
+            self.device_ids.check_access("read")
+        return res
+
+    def _server_only(self, vals):
+        """The replay's plan (which machines, which chunks) and its results
+        are the wizard's own: read and written as superuser, never taken
+        from a client."""
+        forged = SERVER_FIELDS & set(vals)
+        if forged and not self.env.su:
+            raise AccessError(
+                _("These fields are the wizard's own: %s", ", ".join(sorted(forged)))
+            )
+
     @api.model
     def _default_from(self):
         return fields.Datetime.subtract(fields.Datetime.now(), days=30)
 
     @api.model
+    @guarded(MANAGER, None)
     def default_get(self, fields_list):
         values = super().default_get(fields_list)
         ids = self.env.context.get("default_device_ids") or []
@@ -139,7 +172,7 @@ class MqttSessionRecompute(models.TransientModel):
             machines.append(
                 {"device": device.id, "chunks": [r[0] for r in rows], "done": 0}
             )
-        self.write(
+        self.sudo().write(
             {
                 "step_state": {"machines": machines, "total": total, "done": 0},
                 "progress": 0.0,
@@ -161,6 +194,7 @@ class MqttSessionRecompute(models.TransientModel):
         start = min(a, crossing) if crossing else a
         return start - 7 * 86400.0  # room for a chunk at rest before it
 
+    @guarded(MANAGER, "write")
     def action_preview_step(self):
         """Replay about ``STEP_RECORDS`` records; returns whether all is done."""
         self.ensure_one()
@@ -183,20 +217,23 @@ class MqttSessionRecompute(models.TransientModel):
         }
         if done:
             values["state"] = "preview"
-        self.write(values)
+        self.sudo().write(values)
         if done:
             self._write_preview()
         return {"done": done, "progress": self.progress}
 
     def _replay_step(self, item, budget):
         """Go on with one machine's replay for up to ``budget`` records."""
+        if item["device"] not in self.device_ids.ids:
+            raise AccessError(_("The replay names a machine this wizard has not."))
         device = self.env["mqtt.device"].browse(item["device"]).sudo()
         replay = history.Replay.resume(self._config(), item.get("replay"))
         chunk_ids = item["chunks"]
         while item["done"] < len(chunk_ids) and budget > 0:
             self.env.cr.execute(
-                "SELECT data, count FROM mqtt_power_chunk WHERE id = %s",
-                (chunk_ids[item["done"]],),
+                "SELECT data, count FROM mqtt_power_chunk "
+                "WHERE id = %s AND device_id = %s",
+                (chunk_ids[item["done"]], device.id),
             )
             data, count = self.env.cr.fetchone()
             replay.run(history.decode_chunk(bytes(data)))
@@ -297,11 +334,12 @@ class MqttSessionRecompute(models.TransientModel):
             Line.create(lines)
             Machine.create(_machine_values(self, item["device"], result))
 
+    @guarded(MANAGER, "write")
     def action_preview(self):
         """Replay every machine's history with these settings and show what
         would change."""
         self.ensure_one()
-        self.step_state = False
+        self.sudo().step_state = False
         while not self.action_preview_step()["done"]:
             pass
         return self._reopen()
@@ -316,17 +354,17 @@ class MqttSessionRecompute(models.TransientModel):
         }
 
     # -- apply ---------------------------------------------------------------------
+    @guarded(MANAGER, "write")
     def action_apply(self):
         """Replace the automatic sessions of the window by the recomputed ones,
         in one transaction (the machines locked meanwhile)."""
         self.ensure_one()
-        self.env["mqtt.session.recompute"].check_access("write")
         devices = self.device_ids.sudo()
         self.env.cr.execute(
             "SELECT id FROM mqtt_device WHERE id IN %s ORDER BY id FOR UPDATE",
             (tuple(devices.ids),),
         )
-        self.step_state = False
+        self.sudo().step_state = False
         while not self.action_preview_step()["done"]:
             pass  # replayed again under the lock: what is applied is current
         Session = self.env["mqtt.session"].sudo()
@@ -368,7 +406,7 @@ class MqttSessionRecompute(models.TransientModel):
             )
             if self.write_params and old_params != new_params:
                 device.write(new_params)
-        self.state = "done"
+        self.sudo().state = "done"
         return self._reopen()
 
 

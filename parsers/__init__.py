@@ -17,9 +17,15 @@ from .exceptions import (
 from .factory import PARSER_TYPES, Parser, make_parser, subscriptions_for
 from .gen1_parser import ShellyGen1Parser
 from .generic_parser import GenericJsonParser
-from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
+from .reading import TS_DEVICE, TS_NOT_BELIEVED, TS_OFFSET, TS_RECEIVED, Reading
 from .shelly_parser import ShellyGen2Parser
-from .shelly_rpc import channels, discovered_component, poll_request, reply_route
+from .shelly_rpc import (
+    channels,
+    discovered_component,
+    poll_request,
+    reply_route,
+    reply_src,
+)
 from .topic_filter import (
     TopicRouter,
     filter_covers,
@@ -33,6 +39,7 @@ from .values import Limits
 __all__ = [
     "PARSER_TYPES",
     "TS_DEVICE",
+    "TS_NOT_BELIEVED",
     "TS_OFFSET",
     "TS_RECEIVED",
     "GenericJsonParser",
@@ -57,6 +64,7 @@ __all__ = [
     "minimal_filters",
     "poll_request",
     "reply_route",
+    "reply_src",
     "subscriptions_for",
     "topic_matches",
     "validate_filter",

@@ -15,7 +15,7 @@ from .exceptions import (
     UnexpectedShape,
     unexpected,
 )
-from .reading import TS_DEVICE, TS_RECEIVED, Reading
+from .reading import TS_DEVICE, TS_NOT_BELIEVED, TS_RECEIVED, Reading
 from .topic_filter import has_wildcard, topic_matches, validate_filter
 from .values import (
     DEFAULT_LIMITS,
@@ -121,11 +121,12 @@ class GenericJsonParser:
             if self._ts_path:
                 raw = resolve(doc, self._ts_path)
                 if raw is not _MISSING and raw is not None:
-                    device_ts = plausible_time(
-                        device_time(raw), received_at, self.limits
-                    )
+                    synced = device_time(raw)
+                    device_ts = plausible_time(synced, received_at, self.limits)
                     if device_ts is not None:
                         ts, ts_source = device_ts, TS_DEVICE
+                    elif synced is not None:
+                        ts_source = TS_NOT_BELIEVED
         elif kind is int or kind is float:
             watts = power(doc, self.limits)
         elif kind is str or kind is bool:

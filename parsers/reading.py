@@ -12,6 +12,9 @@ from typing import Final
 TS_DEVICE: Final = "device"  # the frame's own synced ``params.ts``
 TS_OFFSET: Final = "offset"  # receive time moved onto the device clock (learned offset)
 TS_RECEIVED: Final = "received"  # receive time (no synced device clock known)
+# The frame's device time was not believed (a clock far ahead or behind the
+# receive clock, ``Limits``): receive time, on the learned offset when known.
+TS_NOT_BELIEVED: Final = "not_believed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from .exceptions import (
     UnexpectedShape,
     unexpected,
 )
-from .reading import TS_DEVICE, TS_OFFSET, TS_RECEIVED, Reading
+from .reading import TS_DEVICE, TS_NOT_BELIEVED, TS_OFFSET, TS_RECEIVED, Reading
 from .shelly_rpc import profile_of, split_component, subscriptions
 from .shelly_status import ERROR_KEYS, errors_of, merge_counter, merged
 from .topic_filter import validate_topic
@@ -125,6 +125,8 @@ class ShellyGen2Parser:
                     return self._status_topic(rest[7:], payload, received_at)
                 if rest == "rpc":
                     raise NotAReading("RPC request sent to the device", "rpc_request")
+                if rest.endswith("/rpc"):  # a reply, on "<prefix>/<our src>/rpc"
+                    return self._reply(payload, received_at)
                 raise NotAReading(f"sub-topic {rest!r} has no reading", "other_topic")
             if topic.endswith("/rpc") and not topic.endswith("/events/rpc"):
                 return self._reply(payload, received_at)  # on "<caller src>/rpc"
@@ -157,7 +159,9 @@ class ShellyGen2Parser:
             type(ts) is float and SYNCED_TS_MIN <= ts < SYNCED_TS_MAX
         ):
             ts = device_time(ts)  # unsynced (None), broken clock, or refused
-        ts = plausible_time(ts, received_at, self.limits)  # a clock years off
+        synced = ts
+        ts = plausible_time(ts, received_at, self.limits)  # a clock far off
+        not_believed = synced is not None and ts is None
         src = frame.get("src")
         if type(src) is not str or not src:
             src = None
@@ -197,7 +201,8 @@ class ShellyGen2Parser:
         self._status = state
         self._learn(ts, received_at, src)
         if ts is None:
-            ts, ts_source = received_at, TS_RECEIVED
+            ts = received_at
+            ts_source = TS_NOT_BELIEVED if not_believed else TS_RECEIVED
         else:
             ts_source = TS_DEVICE
         return self._reading(

@@ -115,6 +115,14 @@ def profile_of(component: str) -> Profile:
     return profile
 
 
+def reply_src(prefix: str, client_id: str) -> str:
+    """The ``src`` of a request to the meter at ``prefix``: it answers on
+    ``<src>/rpc``, ``<prefix>/<client id>/rpc``, inside its own prefix, so
+    a broker ACL that lets each meter write only under its prefix lets no
+    meter answer for another (deploy/mosquitto/open_workshop.acl)."""
+    return f"{prefix}/{client_id}"
+
+
 def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
     """``("rpc", json)``: publish the JSON on ``<prefix>/rpc`` to poll status.
 

@@ -176,8 +176,12 @@ class _Node:
 class TopicRouter(Generic[V]):
     """Map topic filters to values; ``match`` returns all values for a topic.
 
-    Values must be hashable. Each value appears once per match, in the order
-    it was first added (deterministic regardless of which filters matched).
+    Values must be hashable. Each value appears once per match, the most
+    specific filter first: the topic itself, then filters with "+" only, then
+    those ending in "#" (the longer before the shorter); among equals in the
+    order they were first added (deterministic whichever filters matched).
+    So a machine's own topics go to that machine even when a wildcard filter
+    added before it covers them too.
     """
 
     def __init__(self) -> None:
@@ -267,9 +271,9 @@ class TopicRouter(Generic[V]):
         exact = self._exact.get(topic)
         if not self._wild:
             return list(exact) if exact else []
-        found: list[dict[V, int]] = []
-        if exact:
-            found.append(exact)
+        # (how general the filter is, its values): "+" filters before "#"
+        # ones, a deeper "#" before a shallower one
+        found: list[tuple[int, dict[V, int]]] = []
         levels = topic.split("/")
         last = len(levels)
         root = self._root
@@ -282,10 +286,10 @@ class TopicRouter(Generic[V]):
         while stack:
             node, depth = stack.pop()
             if node.hash:
-                found.append(node.hash)
+                found.append((last + 1 - depth, node.hash))
             if depth == last:
                 if node.here:
-                    found.append(node.here)
+                    found.append((0, node.here))
                 continue
             child = node.children.get(levels[depth])
             if child is not None:
@@ -293,13 +297,16 @@ class TopicRouter(Generic[V]):
             if node.plus is not None:
                 stack.append((node.plus, depth + 1))
         if not found:
-            return []
-        if len(found) == 1:
-            return list(found[0])
-        merged: dict[V, int] = {}
-        for slot in found:
+            return list(exact) if exact else []
+        if len(found) == 1 and not exact:
+            return list(found[0][1])
+        merged: dict[V, tuple[int, int]] = {}
+        for rank, slot in found:
             for value, seq in slot.items():
                 old = merged.get(value)
-                if old is None or seq < old:
-                    merged[value] = seq
-        return sorted(merged, key=merged.__getitem__)
+                if old is None or (rank, seq) < old:
+                    merged[value] = (rank, seq)
+        wild = sorted(merged, key=merged.__getitem__)
+        if not exact:
+            return wild
+        return list(exact) + [value for value in wild if value not in exact]

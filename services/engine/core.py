@@ -14,6 +14,7 @@ flagged (``fault``).
 
 import json
 import logging
+import secrets
 import time
 import traceback
 from collections import Counter
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 from ...parsers import (
     TS_DEVICE,
+    TS_NOT_BELIEVED,
     Limits,
     NotAReading,
     Reading,
@@ -39,7 +41,7 @@ from .batch import (
     WriteResult,
 )
 from .device import DeviceRuntime
-from .fleet import Fleet
+from .fleet import MAX_DISCOVERED, Fleet
 from .history import GRID_S, OFFLINE, ONLINE, READ, TICK, grid
 from .types import Event, SessionClosed, SessionOpened
 
@@ -54,8 +56,6 @@ REJECT_LOG_EVERY_S = 60.0
 MAX_RAW_PROBLEM_ROWS = 100  # per batch: rejected/unmatched rows kept for operators
 PROGRESS_EVERY_S = 30.0  # running sessions' durations (the board counts live)
 NOTIFY_EVERY_S = 1.0
-# Discovery creates records: a hostile publisher must not create thousands.
-MAX_DISCOVERED = 100
 
 
 class Engine(Fleet):
@@ -114,8 +114,6 @@ class Engine(Fleet):
         self._last_msg[conn_id] = (msg.topic, msg.payload, now)
         router = self._routers.get(conn_id)
         ids = router.match(msg.topic) if router is not None else []
-        if not ids and msg.topic == self._reply_topic.get(conn_id):
-            ids = self._route_reply(msg.payload)
         if not ids:
             self._unmatched(conn_id, msg, batch, now)
             return None
@@ -161,16 +159,19 @@ class Engine(Fleet):
         except Exception:  # pylint: disable=broad-except
             return None
 
-    def _route_reply(self, payload: bytes) -> list[int]:
-        route = reply_route(payload)
+    def _unsolicited(self, dev: DeviceRuntime, msg: InboundMessage) -> bool:
+        """Whether ``msg`` is a reply on the machine's reply topic that
+        answers no request we sent it (taken off the pending ones if it does)."""
+        if dev.reply_src is None or msg.topic != dev.reply_src + "/rpc":
+            return False
+        route = reply_route(msg.payload)
         if route is None:
-            return []
-        request_id, src = route
-        pending = self._pending_polls.pop(request_id, None)
-        if pending is not None and pending[0] in self.devices:
-            return [pending[0]]
-        dev_id = self._by_shelly_id.get(src)
-        return [dev_id] if dev_id is not None and dev_id in self.devices else []
+            return False  # not a reply: the parser says what it is
+        pending = self._pending_polls.get(route[0])
+        if pending is None or pending[0] != dev.id:
+            return True
+        del self._pending_polls[route[0]]
+        return False
 
     def _handle_device(
         self,
@@ -192,6 +193,11 @@ class Engine(Fleet):
                     dev.cfg.max_msg_rate,
                 )
             return
+        if self._unsolicited(dev, msg):
+            stats["rejected"] += 1
+            exc = RejectedPayload("no request of ours has this id", "unsolicited_reply")
+            self._rejected(dev, conn_id, msg, exc, batch, now)
+            return
         try:
             reading = dev.parser.parse(msg.topic, msg.payload, msg.received_at)
         except NotAReading as exc:
@@ -206,6 +212,9 @@ class Engine(Fleet):
             return
         dev.last_recv_mono = now
         dev.last_msg_wall = msg.received_at
+        if reading.ts_source == TS_NOT_BELIEVED:
+            stats["clock_refused"] += 1
+            self._clock_refused(dev, now)
         if dev.rate_limited and dev.bucket.calm(now):
             dev.rate_limited = False
         status = self._apply_reading(dev, reading, batch)
@@ -218,11 +227,8 @@ class Engine(Fleet):
         self._mark(dev, batch)
 
     def _apply_reading(self, dev: DeviceRuntime, reading: Reading, batch: Batch) -> str:
-        if reading.device_key and reading.device_key != dev.shelly_id:
-            if dev.shelly_id and self._by_shelly_id.get(dev.shelly_id) == dev.id:
-                del self._by_shelly_id[dev.shelly_id]
+        if reading.device_key:
             dev.shelly_id = reading.device_key
-            self._by_shelly_id[dev.shelly_id] = dev.id
         machine = dev.state_machine
         ts = grid(reading.ts)
         if reading.online is not None:
@@ -283,6 +289,19 @@ class Engine(Fleet):
             self._mark(dev, batch)
             self._track(dev)
 
+    def _clock_refused(self, dev: DeviceRuntime, now: float) -> None:
+        """Say (at most once a minute per machine) that its clock is off."""
+        key = (dev.id, "clock")
+        if now - dev.reject_logged.get(key, -1e9) >= REJECT_LOG_EVERY_S:
+            dev.reject_logged[key] = now
+            _logger.warning(
+                "Device %s: its clock is more than %d s ahead of the runner's "
+                "(or further behind than a broker keeps readings); its frames "
+                "are read at their receive time",
+                dev.name,
+                int(self.limits.max_clock_ahead_s or 0),
+            )
+
     def _rejected(
         self,
         dev: DeviceRuntime,
@@ -328,27 +347,30 @@ class Engine(Fleet):
             )
 
     def _discover(self, conn_id: int, msg: InboundMessage, batch: Batch) -> None:
+        """Propose an unknown Shelly as a discovered machine, while fewer than
+        MAX_DISCOVERED of the connection's proposals wait for a manager."""
         prefix = msg.topic[: -len("/events/rpc")]
-        key = (conn_id, prefix)
-        if key in self._discovered_seen or not prefix:
+        seen = self._discovered_seen.setdefault(conn_id, set())
+        if prefix in seen or not prefix:
             return
         route = _peek_src(msg.payload)
         if route is None:
             return
         src, component = route
-        proposed = sum(1 for c, _p in self._discovered_seen if c == conn_id)
-        if proposed >= MAX_DISCOVERED:
-            if proposed == MAX_DISCOVERED:  # say it once
+        waiting = self._discovered_waiting.get(conn_id, 0) + len(seen)
+        if waiting >= MAX_DISCOVERED:
+            if conn_id not in self._discovery_full:  # say it once
+                self._discovery_full.add(conn_id)
                 _logger.warning(
-                    "Connection %s: %d unknown Shelly devices discovered; "
-                    "ignoring further ones until they are confirmed or removed",
+                    "Connection %s: %d discovered Shelly devices wait for a "
+                    "manager; ignoring further ones until they are confirmed "
+                    "or removed",
                     conn_id,
                     MAX_DISCOVERED,
                 )
-                self._discovered_seen.add((conn_id, None))
             return
-        self._discovered_seen.add(key)
-        batch.discovered[key] = {"src": src, "component": component}
+        seen.add(prefix)
+        batch.discovered[(conn_id, prefix)] = {"src": src, "component": component}
 
     # -- raw log ----------------------------------------------------------
     def _raw(
@@ -408,11 +430,14 @@ class Engine(Fleet):
                 or now - max(dev.last_recv_mono, dev.last_poll_mono) < interval
             ):
                 continue
-            self._next_request += 1
-            request_id = self._next_request
-            src = self._reply_src[dev.connection_id]
+            # Not guessable: a reply must name a request we sent that meter.
+            request_id = secrets.randbits(31)
+            if dev.reply_src is None:
+                continue  # nowhere to answer
             try:
-                suffix, payload = poll_request(dev.cfg.component or "", request_id, src)
+                suffix, payload = poll_request(
+                    dev.cfg.component or "", request_id, dev.reply_src
+                )
             except ValueError:
                 continue  # a component without a status poll
             dev.last_poll_mono = now

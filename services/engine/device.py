@@ -83,6 +83,9 @@ class DeviceRuntime:
         same = session is not None and session.start_time == cfg.running_start_ts
         self.session_id = cfg.running_session_id if same else None
         self.filters: list[str] = []
+        # The src of our requests to it (None: not polled); it answers on
+        # "<reply_src>/rpc" (parsers.shelly_rpc.reply_src).
+        self.reply_src: str | None = None
         self.bucket = TokenBucket(cfg.max_msg_rate, now)
         # A restored machine counts as just heard: silence is measured from here.
         self.last_recv_mono = now

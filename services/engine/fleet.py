@@ -13,19 +13,34 @@ not the meter's silence.
 import time
 from collections.abc import Callable, Iterable
 
-from ...parsers import Limits, Parser, TopicRouter, make_parser, subscriptions_for
+from ...parsers import (
+    Limits,
+    Parser,
+    TopicRouter,
+    make_parser,
+    reply_src,
+    subscriptions_for,
+    validate_topic,
+)
 from ...parsers.topic_filter import minimal_filters
 from .batch import Batch, ContinueSession, OpenSession
 from .device import DeviceConfig, DeviceRuntime
 from .history import GRID_S, MANUAL_START, PERSON_STOP, TICK, grid
 from .types import Event, SessionOpened
 
-# Live traffic has a real receive clock: a meter clock a day ahead is not
-# believed, nor one further behind than a broker may keep readings for us
-# (MAX_SESSION_EXPIRY_S, the connection's session expiry cap).
+# Live traffic has a real receive clock: a meter clock more than a few
+# minutes ahead of it is not believed (one frame dated hours ahead would make
+# the meter's real frames stale for hours), nor one further behind than a
+# broker may keep readings for us (MAX_SESSION_EXPIRY_S, the connection's
+# session expiry cap).  Such a frame is read at its receive time, counted.
 MAX_SESSION_EXPIRY_S = 30 * 86400
+# Discovery creates records: a hostile publisher must not create thousands;
+# at most this many proposals of a connection wait for a manager.
+MAX_DISCOVERED = 100
+MAX_CLOCK_AHEAD_S = 300.0
 LIVE_LIMITS = Limits(
-    max_clock_ahead_s=86400.0, max_clock_behind_s=MAX_SESSION_EXPIRY_S + 86400.0
+    max_clock_ahead_s=MAX_CLOCK_AHEAD_S,
+    max_clock_behind_s=MAX_SESSION_EXPIRY_S + 86400.0,
 )
 
 
@@ -47,8 +62,7 @@ class Fleet:
         self.devices: dict[int, DeviceRuntime] = {}
         # connection id -> TopicRouter(filter -> device id)
         self._routers: dict[int, TopicRouter[int]] = {}
-        self._reply_topic: dict[int, str] = {}  # connection id -> "<client id>/rpc"
-        self._reply_src: dict[int, str] = {}
+        self._client_id: dict[int, str] = {}  # connection id -> its MQTT client id
         self._discovery: dict[int, bool] = {}
         # connection id -> monotonic time of connect / since nobody listened
         self._up_since: dict[int, float] = {}
@@ -57,13 +71,15 @@ class Fleet:
         self._committed: dict[int, set[int]] = {}
         # request id -> (device id, monotonic)
         self._pending_polls: dict[int, tuple[int, float]] = {}
-        self._by_shelly_id: dict[str, int] = {}
-        self._next_request = int(time.time()) % 1_000_000 * 1000
         # connection id -> (topic, payload, monotonic)
         self._last_msg: dict[int, tuple[str, bytes, float]] = {}
         self._company: dict[int, int | None] = {}  # for raw log rows
         self._unmatched_logged: dict[tuple[int, str], float] = {}
-        self._discovered_seen: set[tuple[int, str | None]] = set()
+        # connection id -> prefixes proposed since the waiting ones were
+        # counted in the database (discovery), and that count
+        self._discovered_seen: dict[int, set[str]] = {}
+        self._discovered_waiting: dict[int, int] = {}
+        self._discovery_full: set[int] = set()  # said so in the log
         # machines whose state machine is not idle (deadlines, sessions)
         self.active: set[int] = set()
 
@@ -76,37 +92,46 @@ class Fleet:
         committed_mids: Iterable[int] = (),
         unheard_s: float | None = None,
         company_id: int | None = None,
+        discovered_waiting: int = 0,
     ) -> None:
         """Own a connection; ``unheard_s``: how long nobody consumed it before
-        (the backlog the broker kept meanwhile is not a flood)."""
+        (the backlog the broker kept meanwhile is not a flood);
+        ``discovered_waiting``: its discovered machines that wait for a
+        manager."""
         self._company[conn_id] = company_id
         self._routers[conn_id] = TopicRouter()
         for dev in self.devices.values():
             if dev.connection_id == conn_id:
                 self._route(dev)
-        self._reply_src[conn_id] = client_id
-        self._reply_topic[conn_id] = f"{client_id}/rpc"
-        self._discovery[conn_id] = bool(discovery)
+        self._client_id[conn_id] = client_id
+        self.set_discovery(conn_id, discovery, discovered_waiting)
         self._committed[conn_id] = set(committed_mids or ())
         if unheard_s is not None:
             self._down_since[conn_id] = self.clock() - max(0.0, unheard_s)
 
-    def set_discovery(self, conn_id: int, discovery: bool) -> None:
+    def set_discovery(self, conn_id: int, discovery: bool, waiting: int = 0) -> None:
+        """Discovery on or off, and how many discovered machines wait for a
+        manager now (the proposals made since are among them)."""
         self._discovery[conn_id] = bool(discovery)
+        self._discovered_waiting[conn_id] = waiting
+        self._discovered_seen.pop(conn_id, None)
+        if waiting < MAX_DISCOVERED:
+            self._discovery_full.discard(conn_id)
 
     def remove_connection(self, conn_id: int) -> None:
         for dev in [d for d in self.devices.values() if d.connection_id == conn_id]:
             self._forget_device(dev)
         for table in (
             self._routers,
-            self._reply_src,
-            self._reply_topic,
+            self._client_id,
             self._discovery,
             self._up_since,
             self._down_since,
             self._committed,
             self._last_msg,
             self._company,
+            self._discovered_seen,
+            self._discovered_waiting,
         ):
             table.pop(conn_id, None)
 
@@ -136,8 +161,6 @@ class Fleet:
         for dev in self.devices.values():
             if dev.connection_id == conn_id:
                 filters.update(dev.filters)
-        if conn_id in self._reply_topic:
-            filters.add(self._reply_topic[conn_id])
         if self._discovery.get(conn_id):
             filters.add("+/events/rpc")
         return minimal_filters(filters)
@@ -187,8 +210,6 @@ class Fleet:
         self._unroute(dev)
         self.devices.pop(dev.id, None)
         self.active.discard(dev.id)
-        if dev.shelly_id and self._by_shelly_id.get(dev.shelly_id) == dev.id:
-            del self._by_shelly_id[dev.shelly_id]
 
     def _make_parser(self, cfg: DeviceConfig) -> Parser:
         options = None
@@ -218,10 +239,19 @@ class Fleet:
             prefix=dev.cfg.topic_prefix,
             topic_filter=dev.cfg.topic_pattern,
         )
+        dev.reply_src = None
+        if dev.cfg.parser_type == "shelly_gen2" and dev.cfg.topic_prefix:
+            # Its answers to our polls come on a topic of its own.
+            src = reply_src(dev.cfg.topic_prefix, self._client_id[dev.connection_id])
+            try:
+                validate_topic(src)
+            except ValueError:
+                pass  # a client id no topic can hold: this meter is not polled
+            else:
+                dev.reply_src = src
+                dev.filters.append(f"{src}/rpc")
         for topic_filter in dev.filters:
             router.add(topic_filter, dev.id)
-        if dev.shelly_id:
-            self._by_shelly_id[dev.shelly_id] = dev.id
 
     def _unroute(self, dev: DeviceRuntime) -> None:
         router = self._routers.get(dev.connection_id)

@@ -25,6 +25,14 @@ def load_connections(env):
     """{id: dict(desired, settings, discovery, ...)} for every connection."""
     out = {}
     conns = env["mqtt.connection"].sudo().with_context(active_test=False).search([])
+    waiting = dict(
+        env["mqtt.device"]
+        .sudo()
+        .with_context(active_test=False)
+        ._read_group(
+            [("discovery_state", "=", "discovered")], ["connection_id"], ["__count"]
+        )
+    )
     for conn in conns:
         try:
             settings = ClientSettings(**conn._client_settings_values())
@@ -41,6 +49,7 @@ def load_connections(env):
             "committed_mids": _mids(conn.committed_mids),
             "company_id": conn.company_id.id or None,
             "heartbeat": from_utc(conn.heartbeat) if conn.heartbeat else None,
+            "discovered_waiting": waiting.get(conn, 0),
         }
     return out
 

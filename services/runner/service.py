@@ -290,7 +290,9 @@ class IotBridgeService(BatchFlusher):
                 self._acquire(conn_id, info)
             elif conn_id in self.owned:
                 self.owned[conn_id].cfg = info
-                self.core.set_discovery(conn_id, info["discovery"])
+                self.core.set_discovery(
+                    conn_id, info["discovery"], info["discovered_waiting"]
+                )
             elif info["settings_error"] and info["desired"] is False:
                 _logger.debug(
                     "Connection %s not startable: %s", conn_id, info["settings_error"]
@@ -344,6 +346,7 @@ class IotBridgeService(BatchFlusher):
             info["committed_mids"],
             unheard_s=time.time() - heartbeat if heartbeat else None,
             company_id=info["company_id"],
+            discovered_waiting=info["discovered_waiting"],
         )
         self.owned[conn_id] = _Owned(conn_id, info, token, client)
         _logger.info(

@@ -356,6 +356,7 @@ UPDATE mqtt_connection SET
     stat_duplicates = COALESCE(stat_duplicates, 0) + %s,
     stat_stale = COALESCE(stat_stale, 0) + %s,
     stat_errors = COALESCE(stat_errors, 0) + %s,
+    stat_clock_refused = COALESCE(stat_clock_refused, 0) + %s,
     heartbeat = (now() at time zone 'UTC'),
     owner_node = %s,
     state = %s,
@@ -375,6 +376,7 @@ STAT_KEYS = (
     "duplicates",
     "stale",
     "errors",
+    "clock_refused",
 )
 
 

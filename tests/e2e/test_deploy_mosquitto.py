@@ -2,7 +2,8 @@
 a real Mosquitto exactly as shipped (only paths and ports are the test's).
 
 Nobody gets in anonymously; over the TLS listener each meter publishes only
-under its own prefix, reads only its own polls and may answer the runner;
+under its own prefix (its answers to the runner's polls included), reads
+only its own polls;
 the runner reads everything and publishes only polls; QoS 1 readings queued
 for the runner's persistent session survive a broker restart."""
 
@@ -168,13 +169,15 @@ def test_the_production_broker_keeps_every_meter_to_its_own_topics(
             (meter_a, f"{METER_A}/events/rpc", "a reading"),
             (meter_a, f"{METER_A}/online", "true"),
             (meter_a, f"shellies/{METER_A}/relay/0/power", "12.5"),  # Gen1 layout
-            (meter_a, f"{RUNNER}/rpc", "a poll reply"),
+            (meter_a, f"{METER_A}/{RUNNER}/rpc", "a poll reply"),
             (runner, f"{METER_A}/rpc", "a poll"),
         ]
         refused = [
             (meter_a, f"{METER_B}/events/rpc", "a forged reading"),
             (meter_a, f"shellies/{METER_B}/relay/0/power", "999"),
             (meter_a, f"{METER_B}/rpc", "a forged poll"),
+            (meter_a, f"{METER_B}/{RUNNER}/rpc", "an answer for another meter"),
+            (meter_a, f"{RUNNER}/rpc", "an answer on no meter's topic"),
             (runner, f"{METER_A}/events/rpc", "the runner forging a reading"),
         ]
         for client, topic, payload in allowed:

@@ -76,7 +76,11 @@ class TestConnection(WorkshopCase):
             {"heartbeat": fields.Datetime.now(), "owner_node": "node-a:1234"}
         )
         self.assertTrue(self.connection.runner_alive)
-        self.assertIn("node-a:1234", self.connection.runner_status)
+        self.assertIn("server node-a (process 1234)", self.connection.runner_status)
+        # Staff learn that it runs, not where.
+        as_user = self.connection.with_user(self.user)
+        self.assertNotIn("node-a", as_user.runner_status)
+        self.assertIn("Read by the runner", as_user.runner_status)
         self.connection.heartbeat = fields.Datetime.now() - timedelta(minutes=5)
         self.assertFalse(self.connection.runner_alive)
 

@@ -6,12 +6,14 @@ whichever way the ORM is asked, and cannot act on them by id."""
 
 import time
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import new_test_user, tagged
 
 from ..common import WorkshopCase
 
 MODELS = ("mqtt.connection", "mqtt.device", "mqtt.session", "mqtt.message")
+MANAGERS_ONLY = ("mqtt.message",)  # the raw log
+MANAGER = "open_workshop_mqtt.group_manager"
 
 
 @tagged("post_install", "-at_install")
@@ -97,6 +99,11 @@ class TestCompanyIsolation(WorkshopCase):
                 records = self.records[model]
                 Model = env[model]
                 with self.subTest(who=who, model=model):
+                    if model in MANAGERS_ONLY and not env.user.has_group(MANAGER):
+                        # Staff have no access to it at all, whatever company.
+                        with self.assertRaises(AccessError):
+                            Model.search([])
+                        continue
                     self.assertFalse(Model.search([]))
                     self.assertEqual(Model.search_count([]), 0)
                     self.assertFalse(Model.search([("id", "in", records.ids)]))
@@ -112,7 +119,7 @@ class TestCompanyIsolation(WorkshopCase):
                         Model.browse(records.ids).web_read({"display_name": {}})
         # ... and the owning company's user sees them all.
         for model in MODELS:
-            own = self.env[model].with_user(self.user)
+            own = self.env[model].with_user(self.manager)
             records = self.records[model]
             self.assertEqual(
                 own.search_count([("id", "in", records.ids)]), len(records)
@@ -169,4 +176,87 @@ class TestCompanyIsolation(WorkshopCase):
                 ("mqtt.device", self.device.id, "action_stop_session"),
                 ("mqtt.session", self.running.id, "action_stop"),
             ]
+        )
+
+    def test_a_machine_of_b_cannot_use_the_broker_of_a(self):
+        env = self.env(user=self.manager_b)
+        with self.assertRaises(UserError):  # Odoo's company check
+            env["mqtt.device"].create(
+                {
+                    "name": "Listens in",
+                    "connection_id": self.connection.id,
+                    "parser_type": "generic_json",
+                    "topic_pattern": "#",
+                }
+            )
+        self.assertEqual(self.connection.device_ids, self.device)
+
+    def test_a_recompute_plan_cannot_be_forged(self):
+        """A manager of B writes a plan naming A's machine and chunks into
+        their own wizard: refused, and a replay names only its own machines."""
+        env = self.env(user=self.manager_b)
+        machine_b = env["mqtt.device"].create(
+            {
+                "name": "B's saw",
+                "connection_id": env["mqtt.connection"]
+                .create({"name": "B broker", "auto_start": False})
+                .id,
+                "topic_prefix": "shellypmminig3-0b0b0b0b0b0b",
+            }
+        )
+        wizard = env["mqtt.session.recompute"].create(
+            {"device_ids": [(6, 0, machine_b.ids)]}
+        )
+        plan = {
+            "machines": [{"device": self.device.id, "chunks": [], "done": 0}],
+            "total": 1,
+            "done": 0,
+        }
+        with self.assertRaises(AccessError):
+            wizard.write({"step_state": plan})
+        with self.assertRaises(AccessError):
+            env["mqtt.session.recompute"].create(
+                {"device_ids": [(6, 0, machine_b.ids)], "step_state": plan}
+            )
+        # Written past the ORM all the same: the replay refuses the machine.
+        wizard.sudo().step_state = plan
+        with self.assertRaises(AccessError):
+            wizard.action_preview_step()
+        # Nor can A's machines be named in the wizard itself.
+        with self.assertRaises(AccessError):
+            wizard.write({"device_ids": [(6, 0, self.device.ids)]})
+
+    def test_a_wizard_is_its_makers(self):
+        mine = (
+            self.env["mqtt.session.recompute"]
+            .with_user(self.manager)
+            .create({"device_ids": [(6, 0, self.device.ids)]})
+        )
+        other = self.env(user=self.both, context={"allowed_company_ids": [1]})
+        with self.assertRaises(AccessError):
+            other["mqtt.session.recompute"].browse(mine.id).action_preview()
+
+    def test_staff_do_not_read_the_raw_log(self):
+        for user in (self.user, self.user_b):
+            with self.assertRaises(AccessError):
+                self.env["mqtt.message"].with_user(user).search([])
+
+    def test_staff_do_not_learn_where_the_broker_is(self):
+        conn = self.connection.with_user(self.user)
+        self.assertEqual(conn.name, "Test broker")
+        for field in ("host", "port", "client_id", "owner_node"):
+            with self.subTest(field=field), self.assertRaises(AccessError):
+                conn.read([field])
+        self.assertNotIn("client_id", conn.read()[0])
+
+    def test_an_archived_machine_starts_no_session(self):
+        self.device.running_session_id = False
+        self.running.state = "closed"
+        self.device.active = False
+        with self.assertRaises(UserError):
+            self.device.with_user(self.user).action_start_session()
+        self.assertFalse(
+            self.env["mqtt.session"].search(
+                [("device_id", "=", self.device.id), ("state", "=", "running")]
+            )
         )

@@ -206,11 +206,25 @@ def test_router_agrees_with_topic_matches(operations, topics):
                 model.remove(pair)
     assert len(router) == len(model)
     for topic in topics:
-        expected = []
-        for topic_filter, value in model:
-            if topic_matches(topic_filter, topic) and value not in expected:
-                expected.append(value)
+        # The most specific filter first: the topic itself, then "+" only,
+        # then "#" (a deeper one first); equals in the order they came.
+        best = {}
+        for index, (topic_filter, value) in enumerate(model):
+            if topic_matches(topic_filter, topic):
+                key = (specificity(topic_filter, topic), index)
+                best[value] = min(best.get(value, key), key)
+        expected = sorted(best, key=best.__getitem__)
         assert router.match(topic) == expected
+
+
+def specificity(topic_filter, topic):
+    """0 for the topic itself, 1 for "+" filters, then "#" ones by depth."""
+    if "+" not in topic_filter and "#" not in topic_filter:
+        return 0
+    if not topic_filter.endswith("#"):
+        return 1
+    depth = len(topic_filter.split("/")) - 1
+    return 2 + len(topic.split("/")) - depth
 
 
 # -- filter coverage and the minimal subscription set ---------------------------

@@ -303,11 +303,12 @@ def test_polls_and_their_replies(setup):
     assert (conn_id, topic) == (1, f"{PREFIX}/rpc")
     request = json.loads(payload)
     assert request["method"] == "PM1.GetStatus"
-    assert request["src"] == "owm-test"
+    # It answers inside its own prefix, on a topic only the runner reads.
+    assert request["src"] == f"{PREFIX}/owm-test"
     reply = {
         "id": request["id"],
         "src": PREFIX,
-        "dst": "owm-test",
+        "dst": request["src"],
         "result": {
             "id": 0,
             "apower": 230.5,
@@ -315,10 +316,43 @@ def test_polls_and_their_replies(setup):
             "aenergy": {"total": 12.5},
         },
     }
-    core.handle(1, raw("owm-test/rpc", json.dumps(reply).encode()), batch)
+    core.handle(1, raw(f"{PREFIX}/owm-test/rpc", json.dumps(reply).encode()), batch)
     assert core.devices[1].state_machine.power_w == 230.5
     assert core.devices[1].energy_wh == 12.5
     assert core.due_polls() == []  # just heard from it
+    # The same answer again, or one to a request never sent: refused, counted.
+    clock.now += 1
+    core.handle(1, raw(f"{PREFIX}/owm-test/rpc", json.dumps(reply).encode()), batch)
+    assert batch.stats[1]["rejected"] == 1
+    assert [r.detail for r in batch.raw_rows if r.status == "rejected"] == [
+        "unsolicited_reply: no request of ours has this id"
+    ]
+    assert core.devices[1].state_machine.power_w == 230.5
+
+
+def test_a_meter_cannot_answer_for_another(setup):
+    """A request goes to one meter; an answer with its id on another
+    meter's reply topic, or claiming another src, moves nobody's power."""
+    core, clock, batch = setup
+    other = "shellypmminig3-665544332211"
+    core.upsert_device(cfg(2, other), batch)
+    clock.now += 6
+    polls = {topic: json.loads(payload) for _c, topic, payload in core.due_polls()}
+    request = polls[f"{PREFIX}/rpc"]
+    forged = {
+        "id": request["id"],
+        "src": PREFIX,
+        "dst": request["src"],
+        "result": {"id": 0, "apower": 2222.0},
+    }
+    core.handle(1, raw(f"{other}/owm-test/rpc", json.dumps(forged).encode()), batch)
+    assert core.devices[1].state_machine.power_w is None
+    assert core.devices[2].state_machine.power_w is None
+    assert batch.stats[1]["rejected"] == 1
+    # The old shared reply topic is nobody's any more.
+    core.handle(1, raw("owm-test/rpc", json.dumps(forged).encode()), batch)
+    assert core.devices[1].state_machine.power_w is None
+    assert batch.stats[1]["unmatched"] == 1
 
 
 def test_silence_times_out_only_while_connected(setup):
@@ -393,9 +427,29 @@ def test_discovery_is_capped(setup, caplog):
         core.handle(1, frame(T0 + n, 40.0, prefix=other), batch)
         clock.now += 1
     assert len(batch.discovered) == 100
-    warnings = [r for r in caplog.records if "unknown Shelly devices" in r.getMessage()]
+    warnings = [r for r in caplog.records if "wait for a manager" in r.getMessage()]
     assert len(warnings) == 1
     assert batch.stats[1]["unmatched"] == 150
+
+
+def test_the_discovery_cap_counts_the_proposals_waiting(setup):
+    """The cap is on machines waiting for a manager, not on every proposal
+    ever made: once they are confirmed or removed, new ones are proposed."""
+    core, clock, batch = setup
+
+    def propose(first, count):
+        for n in range(first, first + count):
+            other = f"shellypmminig3-{0xFF0000000000 + n:012x}"
+            core.handle(1, frame(T0 + n, 40.0, prefix=other), batch)
+            clock.now += 1
+
+    core.set_discovery(1, True, waiting=98)  # as the database counts them
+    propose(0, 5)
+    assert len(batch.discovered) == 2
+    # A manager confirmed them all; the runner counts again at its reconcile.
+    core.set_discovery(1, True, waiting=0)
+    propose(100, 5)
+    assert len(batch.discovered) == 7
 
 
 OTHER = "shellypmminig3-112233445566"
@@ -458,3 +512,26 @@ def test_a_bug_with_no_machine_is_kept_too(setup, caplog, monkeypatch):
         None,
         "KeyError: 'routing'",
     )
+
+
+def test_a_frame_dated_hours_ahead_does_not_stall_the_meter(setup):
+    """One frame 22 h ahead: counted, read at its receive time; the meter's
+    real frames after it are read, and its session is dated by them."""
+    core, clock, batch = setup
+    core.handle(1, frame(T0, 0.0), batch)
+    ahead = json.loads(frame(T0 + 22 * 3600, 900.0).payload)
+    clock.now += 1
+    core.handle(
+        1,
+        raw(f"{PREFIX}/events/rpc", json.dumps(ahead).encode(), received_at=T0 + 1),
+        batch,
+    )
+    assert batch.stats[1]["clock_refused"] == 1
+    for n in range(2, 10):
+        clock.now += 1
+        core.handle(1, frame(T0 + n, 600.0 + n), batch)
+    machine = core.devices[1].state_machine
+    assert machine.power_w == 609.0
+    assert machine.last_ts == T0 + 9
+    assert machine.session.start_time == T0 + 1
+    assert batch.stats[1]["readings"] == 10

@@ -97,6 +97,7 @@ DEVICE_TOPICS = [
     "tele/saw/SENSOR",
     "tele//SENSOR",
     f"{CLIENT_ID}/rpc",
+    f"shellypmminig3-aabbccddeeff/{CLIENT_ID}/rpc",
 ]
 
 
