@@ -26,6 +26,7 @@
         "views/mqtt_device_views.xml",
         "views/mqtt_session_views.xml",
         "views/mqtt_message_views.xml",
+        "views/mqtt_session_hook_failure_views.xml",
         "views/mqtt_dashboard_views.xml",
         "views/res_config_settings_views.xml",
         "views/menus.xml",

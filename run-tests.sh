@@ -78,7 +78,12 @@ mkdir -p "$ADDONS"
 # The technical name is open_workshop_mqtt whatever this checkout's folder is called.
 ln -s "$ROOT" "$ADDONS/open_workshop_mqtt"
 ODOO_ADDONS="$(cd "$WORK" && "$PY" -c "from odoo.tools import config; config.parse_config([]); print(config['addons_path'])" 2>/dev/null | tail -1)"
-export OWM_PYTHON="$PY" OWM_ADDONS_PATH="$ODOO_ADDONS,$ADDONS" OWM_ROOT="$ROOT"
+# The repository's other addons: the bridges and the session hook's example.
+EXTRA_ADDONS=""
+for extra in "$ROOT/addons" "$ROOT/tests/addons"; do
+    [ -d "$extra" ] && EXTRA_ADDONS="$EXTRA_ADDONS,$extra"
+done
+export OWM_PYTHON="$PY" OWM_ADDONS_PATH="$ODOO_ADDONS,$ADDONS$EXTRA_ADDONS" OWM_ROOT="$ROOT"
 DB="owm_test_$(date +%Y%m%d%H%M%S)_$$"
 cleanup() {
     "$PY" - "$DB" <<'EOF' 2>/dev/null
@@ -144,11 +149,14 @@ if want unit; then
     pytest_stage unit -q "$T/parsers" "$T/services/engine" "$T/services/mqtt" "$T/tools"
 fi
 
+# What the Odoo stage installs: the addon, and the session hook's example
+# (so every test of the Odoo layer runs a real override of the hook).
+INSTALL="open_workshop_mqtt,owm_session_hook_example"
 if want odoo; then
     echo "== odoo: install on database $DB with Odoo's test runner, then pytest-odoo"
     PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     LOG="$WORK/odoo-tests.log"
-    "$PY" "$ODOO_BIN" -d "$DB" -i open_workshop_mqtt --addons-path="$OWM_ADDONS_PATH" \
+    "$PY" "$ODOO_BIN" -d "$DB" -i "$INSTALL" --addons-path="$OWM_ADDONS_PATH" \
         --test-enable --test-tags=/open_workshop_mqtt --stop-after-init \
         --http-port="$PORT" --http-interface=127.0.0.1 --log-level=test \
         --max-cron-threads=0 --data-dir="$WORK/data" >"$LOG" 2>&1

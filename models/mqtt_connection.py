@@ -48,6 +48,7 @@ RUNNER_FIELDS = {
     "run_requested",
     "discovery_enabled",
     "active",
+    "restart_count",
 }
 
 
@@ -150,6 +151,11 @@ class MqttConnection(models.Model):
         readonly=True,
         help="Set by Start, cleared by Stop. The runner follows this wish.",
     )
+    restart_count = fields.Integer(
+        readonly=True,
+        copy=False,
+        help="Raised by Restart: the runner drops its link and connects anew.",
+    )
     device_ids = fields.One2many("mqtt.device", "connection_id", string="Devices")
     device_count = fields.Integer(compute="_compute_device_count")
 
@@ -171,6 +177,15 @@ class MqttConnection(models.Model):
         string="Last Error", compute="_compute_last_error_display"
     )
     last_connected = fields.Datetime(readonly=True, copy=False)
+    state_since = fields.Datetime(
+        string="In This State Since", readonly=True, copy=False
+    )
+    queue_depth = fields.Integer(
+        readonly=True,
+        copy=False,
+        help="Messages received and not yet written, in the runner of this "
+        "database (all its brokers), at its last heartbeat.",
+    )
     owner_node = fields.Char(
         readonly=True,
         copy=False,
@@ -362,15 +377,59 @@ class MqttConnection(models.Model):
         notify_runner(self.env.cr)
         return res
 
+    # -- the service: for code and for staff's buttons ---------------------------
     @guarded(MANAGER, "write")
-    def action_start(self):
+    def start(self):
+        """Ask the runner to consume these brokers (it follows within 2 s)."""
         self.write({"run_requested": True})
         return True
 
     @guarded(MANAGER, "write")
-    def action_stop(self):
+    def stop(self):
+        """Ask the runner to let go of these brokers."""
         self.write({"run_requested": False})
         return True
+
+    @guarded(MANAGER, "write")
+    def restart(self):
+        """Drop the runner's link to each broker and connect anew (a running
+        one; a stopped one starts)."""
+        for rec in self:
+            rec.write({"run_requested": True, "restart_count": rec.restart_count + 1})
+        return True
+
+    @guarded(MANAGER)
+    def status(self):
+        """Each broker's runner state, as a plain dict per connection
+        (``{id: {...}}``): state, a sentence for people, since when, the last
+        error, which server runs it, the runner's queue depth."""
+        out = {}
+        for rec in self.sudo():
+            out[rec.id] = {
+                "name": rec.name,
+                "state": rec.state,
+                "running_requested": rec.run_requested,
+                "runner_alive": rec.runner_alive,
+                "sentence": rec.with_env(self.env).runner_status,
+                "since": fields.Datetime.to_string(rec.state_since) or None,
+                "last_error": rec.with_env(self.env).last_error_display or None,
+                "node": rec.owner_node or None,
+                "heartbeat": fields.Datetime.to_string(rec.heartbeat) or None,
+                "queue_depth": rec.queue_depth if rec.runner_alive else None,
+            }
+        return out
+
+    @guarded(MANAGER, "write")
+    def action_start(self):
+        return self.start()
+
+    @guarded(MANAGER, "write")
+    def action_stop(self):
+        return self.stop()
+
+    @guarded(MANAGER, "write")
+    def action_restart(self):
+        return self.restart()
 
     @guarded(MANAGER)
     def action_view_devices(self):

@@ -7,14 +7,12 @@ keep it exactly (float seconds); the Datetime fields are for people and
 grouping.  The database guarantees the two promises the runner relies on:
 at most one running session per machine, and never two sessions of one
 machine starting at the same instant (a redelivered frame cannot duplicate).
+How a session opens, changes, closes and is removed, and the hook other
+addons react with: mqtt_session_lifecycle.py.
 """
 
-import time
+from odoo import api, fields, models
 
-from odoo import _, api, fields, models
-from odoo.exceptions import UserError
-
-from ..services.engine.machine import SessionStateMachine
 from ..services.engine.timebase import to_utc
 from ..services.engine.types import (
     END_REASONS,
@@ -22,8 +20,6 @@ from ..services.engine.types import (
     OFFLINE,
     POWER_DROP,
     TIMEOUT,
-    SessionClosed,
-    SessionSummary,
 )
 from .rights import USER, guarded
 from .runner_signal import notify_runner
@@ -35,39 +31,6 @@ _END_REASON_LABELS = {
     MANUAL: "Manual",
 }
 END_REASON_SELECTION = [(reason, _END_REASON_LABELS[reason]) for reason in END_REASONS]
-
-
-def new_session_values(device_id, start_ts, origin, user_id=None):
-    """The values of a new running session: the runner, a person's manual
-    start and the tools all open sessions with these."""
-    return {
-        "device_id": device_id,
-        "start_ts": start_ts,
-        "start_time": to_utc(start_ts),
-        "last_update_ts": start_ts,
-        "origin": origin,
-        "started_by_id": user_id,
-    }
-
-
-def session_values(summary: SessionSummary):
-    """The values of a running or closed session the engine summarised."""
-    vals = {
-        "start_ts": summary.start_time,
-        "start_time": to_utc(summary.start_time),
-        "standby_duration_s": summary.standby_duration_s,
-        "working_duration_s": summary.working_duration_s,
-        "energy_wh": summary.energy_wh,
-        "last_update_ts": summary.start_time + summary.total_duration_s,
-    }
-    if summary.end_time is not None:
-        vals.update(
-            state="closed",
-            end_ts=summary.end_time,
-            end_time=to_utc(summary.end_time),
-            end_reason=summary.end_reason,
-        )
-    return vals
 
 
 class MqttSession(models.Model):
@@ -204,49 +167,6 @@ class MqttSession(models.Model):
             "ON mqtt_session (device_id, start_ts)"
         )
 
-    # -- manual sessions (UI) -------------------------------------------------
-    @api.model
-    def _open_manual(self, device):
-        device = device.sudo()
-        if not device.active:
-            raise UserError(
-                _("%s is archived: it cannot start a session.", device.name)
-            )
-        if device.running_session_id or self.sudo().search_count(
-            [("device_id", "=", device.id), ("state", "=", "running")], limit=1
-        ):
-            raise UserError(_("%s already has a running session.", device.name))
-        values = new_session_values(
-            device.id, _device_now(device), "manual", self.env.uid
-        )
-        session = self.sudo().create(values)
-        device.running_session_id = session
-        return session
-
-    def _close_manual(self):
-        """Close now, by the engine's own rules: the machine's state machine as
-        the runner last stored it is stopped by hand, so the time since the
-        runner's last update counts in the machine's current state and its
-        energy by the engine's one rule (standby + working == end - start)."""
-        self.ensure_one()
-        session = self.sudo()
-        # Lock the row: the runner may be updating the same session right now.
-        self.env.cr.execute(
-            "SELECT id FROM mqtt_session WHERE id = %s FOR UPDATE", (session.id,)
-        )
-        session.invalidate_recordset()
-        if session.state != "running":
-            raise UserError(_("This session is already closed."))
-        device = session.device_id
-        last = session.last_update_ts or session.start_ts
-        end_ts = max(_device_now(device), last, session.start_ts)
-        vals = session_values(_closing_summary(device, session, last, end_ts))
-        vals["stopped_by_id"] = self.env.uid
-        session.write(vals)
-        if device.running_session_id == session:
-            device.running_session_id = False
-        return True
-
     @guarded(USER)
     def get_power_curve(self):
         """The session's power over time, for its form (with a margin around)."""
@@ -278,46 +198,3 @@ def _exact_duration(seconds):
     if minutes:
         return f"{int(minutes)} min {secs:05.2f} s"
     return f"{secs:.2f} s"
-
-
-def _closing_summary(device, session, last, end_ts):
-    """The session closed by hand at ``end_ts``, by the engine's rules.
-
-    The machine's state machine as the runner last stored it, when it holds
-    this session, is stopped there.  Otherwise (no runner, or its state is
-    gone) the session keeps what the runner wrote up to ``last`` and the rest
-    is what the engine makes of the machine's current power held since then.
-    """
-    config = device._detector_config()
-    if device.detector_snapshot:
-        try:
-            machine = SessionStateMachine.restore(config, device.detector_snapshot)
-        except (ValueError, TypeError, KeyError):
-            machine = None
-        open_session = machine.session if machine is not None else None
-        if open_session is not None and open_session.start_time == session.start_ts:
-            return _stopped(machine, end_ts)
-    machine = SessionStateMachine(config)
-    machine.feed(last, device.current_power_w or 0.0)
-    machine.manual_start(last)
-    rest = _stopped(machine, end_ts)
-    return SessionSummary(
-        session.start_ts,
-        rest.end_time,
-        session.standby_duration_s + rest.standby_duration_s,
-        session.working_duration_s + rest.working_duration_s,
-        session.energy_wh + rest.energy_wh,
-        MANUAL,
-    )
-
-
-def _stopped(machine, end_ts):
-    """The summary of ``machine``'s open session stopped by hand at ``end_ts``."""
-    events = machine.manual_stop(end_ts, apply_deadlines=False)
-    return next(e.summary for e in events if type(e) is SessionClosed)
-
-
-def _device_now(device):
-    """Now on the meter's clock (sessions are in device time)."""
-    offset = (device.parser_snapshot or {}).get("clock_offset") or 0.0
-    return time.time() + offset

@@ -25,7 +25,6 @@ from odoo.exceptions import AccessError, UserError
 from ..services.engine import history, recompute
 from ..services.engine.timebase import from_utc
 from ..services.engine.types import MANUAL, DetectorConfig, SessionSummary
-from .mqtt_session import new_session_values, session_values
 from .rights import MANAGER, guarded
 
 PARAMS = (
@@ -373,19 +372,14 @@ class MqttSessionRecompute(models.TransientModel):
         for item in self.step_state["machines"]:
             device = devices.browse(item["device"])
             counts = dict.fromkeys(("same", "change", "appear", "vanish"), 0)
+            changes = []
             for kind, stored_id, _before, after in item["result"]["changes"]:
                 counts[kind] += 1
-                if kind == "change":
-                    Session.browse(stored_id).write(
-                        session_values(SessionSummary(*after))
-                    )
-                elif kind == "appear":
-                    summary = SessionSummary(*after)
-                    values = new_session_values(device.id, summary.start_time, "power")
-                    values.update(session_values(summary))
-                    Session.create(values)
-                elif kind == "vanish":
-                    Session.browse(stored_id).unlink()
+                if kind != "same":
+                    summary = SessionSummary(*after) if after else None
+                    changes.append((kind, Session.browse(stored_id), summary))
+            # Through the session lifecycle: the hook hears what changed.
+            Session._apply_recompute(device.id, changes)
             old_params = {name: device[name] for name in PARAMS}
             a, b = item["result"]["window"]
             Log.create(

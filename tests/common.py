@@ -1,5 +1,8 @@
 # Copyright 2026 Open Workshop MQTT developers
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import contextlib
+from unittest.mock import patch
+
 from odoo.tests.common import TransactionCase, new_test_user
 
 from ..services.engine.timebase import to_utc
@@ -104,3 +107,63 @@ def play_meter(env, connection, frames, max_rate=100_000):
     engine.committed(batch, write_batch(env, batch))
     env.invalidate_all()
     return engine
+
+
+class ClosedSessions:
+    """What ``trap_closed_sessions`` collected: one entry per hook call."""
+
+    def __init__(self, env):
+        self.env = env
+        self.calls = []  # (origin, session ids, changes)
+
+    def closed(self, origin=None):
+        """The sessions closed (by ``origin``), in the order they closed."""
+        ids = [
+            sid
+            for call_origin, sids, _changes in self.calls
+            if origin is None or call_origin == origin
+            for sid in sids
+        ]
+        return self.env["mqtt.session"].browse(ids)
+
+    def changes(self):
+        """Every ``SessionChange`` a recompute passed."""
+        return [c for _origin, _sids, changes in self.calls for c in changes]
+
+    def assert_closed(self, sessions, origin):
+        """``sessions`` were closed by ``origin``, each exactly once."""
+        ids = [s for o, sids, _c in self.calls if o == origin for s in sids]
+        for session in sessions:
+            count = ids.count(session.id)
+            if count != 1:
+                raise AssertionError(
+                    f"session {session.id} closed {count} times by {origin!r}; "
+                    f"calls: {self.calls}"
+                )
+
+
+@contextlib.contextmanager
+def trap_closed_sessions(env):
+    """Collect the sessions closed during the block with their origin, as
+    OCA queue_job's ``trap_jobs()`` collects jobs: for an addon that reacts
+    to closed sessions, in its own tests.  The hook still runs.
+
+        from odoo.addons.open_workshop_mqtt.tests.common import (
+            trap_closed_sessions,
+        )
+
+        with trap_closed_sessions(self.env) as trap:
+            machine.action_stop_session()
+        trap.assert_closed(session, "manual")
+    """
+    trap = ClosedSessions(env)
+    Session = type(env["mqtt.session"])
+    original = Session._on_sessions_closed
+
+    def recording(self, origin, changes=()):
+        result = original(self, origin, changes)
+        trap.calls.append((origin, list(self.ids), list(changes)))
+        return result
+
+    with patch.object(Session, "_on_sessions_closed", recording):
+        yield trap

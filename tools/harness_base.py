@@ -13,6 +13,10 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ADDON = "open_workshop_mqtt"
+# The repository's other addons: the bridges (addons/) and the example of the
+# session hook that the test databases install too (tests/addons/).
+EXTRA_ADDONS_DIRS = (ROOT / "addons", ROOT / "tests" / "addons")
+HOOK_EXAMPLE = "owm_session_hook_example"
 
 
 def free_port():
@@ -89,10 +93,12 @@ def import_addon():
 
 
 def addons_path():
-    """The Odoo addons plus a folder where this checkout is named open_workshop_mqtt."""
+    """The Odoo addons, a folder where this checkout is named
+    open_workshop_mqtt, and the repository's other addons."""
     if os.environ.get("OWM_ADDONS_PATH"):
         return os.environ["OWM_ADDONS_PATH"]
-    return f"{odoo_default_addons_path()},{addon_link_dir()}"
+    extra = [str(folder) for folder in EXTRA_ADDONS_DIRS if folder.is_dir()]
+    return ",".join([odoo_default_addons_path(), str(addon_link_dir()), *extra])
 
 
 ODOO_ADDONS_SNIPPET = (

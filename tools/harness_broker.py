@@ -102,6 +102,15 @@ class FaultBroker(Mosquitto):
             return ""
         return self.log_path.read_text(errors="replace")
 
+    def connects(self, client_id=None):
+        """How often a client (``client_id``: that one) connected, by the log."""
+        return sum(
+            1
+            for line in self.log().splitlines()
+            if "New client connected" in line
+            and (client_id is None or f" as {client_id} " in line)
+        )
+
     def subscribed(self, client_id, start=0):
         """Filters ``client_id`` subscribed to in the log after offset ``start``."""
         out = []

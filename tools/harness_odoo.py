@@ -13,6 +13,7 @@ import urllib.request
 import psycopg2
 from harness_base import (
     ADDON,
+    HOOK_EXAMPLE,
     addons_path,
     free_port,
     odoo_command,
@@ -53,7 +54,7 @@ def create_template(name, log_path, demo=False):
         "-d",
         name,
         "-i",
-        ADDON,
+        f"{ADDON},{HOOK_EXAMPLE}",
         f"--addons-path={addons_path()}",
         "--stop-after-init",
         "--max-cron-threads=0",

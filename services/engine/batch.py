@@ -160,6 +160,7 @@ class ConnectionRow:
     last_error: object
     connected_at: float | None
     committed_mids: list[int]
+    queue_depth: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,13 +241,10 @@ class Fleet:
         )
         dev.reply_src = None
         if dev.cfg.parser_type == "shelly_gen2" and dev.cfg.topic_prefix:
-            # Its answers to our polls come on a topic of its own.
+            # Its answers to our polls come on a topic of its own (none when
+            # the client id cannot be part of a topic: then it is not polled).
             src = reply_src(dev.cfg.topic_prefix, self._client_id[dev.connection_id])
-            try:
-                validate_topic(src)
-            except ValueError:
-                pass  # a client id no topic can hold: this meter is not polled
-            else:
+            if _valid_topic(src):
                 dev.reply_src = src
                 dev.filters.append(f"{src}/rpc")
         for topic_filter in dev.filters:
@@ -354,3 +351,11 @@ def _unwritten(batch: Batch, dev: DeviceRuntime) -> bool:
         return False
     start = session.start_time
     return any(type(op) is OpenSession and op.start_ts == start for op in work.ops)
+
+
+def _valid_topic(topic: str) -> bool:
+    try:
+        validate_topic(topic)
+    except ValueError:
+        return False
+    return True

@@ -50,6 +50,7 @@ def load_connections(env):
             "company_id": conn.company_id.id or None,
             "heartbeat": from_utc(conn.heartbeat) if conn.heartbeat else None,
             "discovered_waiting": waiting.get(conn, 0),
+            "restart_count": conn.restart_count,
         }
     return out
 

@@ -8,7 +8,7 @@ crosses threads.  The state machine that decided the ops lives in the engine
 
 import logging
 
-from ...models.mqtt_session import new_session_values, session_values
+from ...models.mqtt_session_lifecycle import ORIGIN_RUNNER
 from ..engine.batch import (
     CloseSession,
     ContinueSession,
@@ -39,7 +39,9 @@ class SessionDetector:
 
         ``running``: {session id: machine id} of the sessions running in this
         transaction (read once for a whole batch, kept up to date here).
-        Raises SessionsChanged rather than open a second running session."""
+        Raises SessionsChanged rather than open a second running session.
+        Sessions are written through the session lifecycle
+        (models/mqtt_session_lifecycle.py): a close runs its hook."""
         sessions = env["mqtt.session"]
         sid = work.session_id
         ops = work.ops
@@ -55,12 +57,14 @@ class SessionDetector:
             # A person may have closed it meanwhile: never reopen it.
             if sid and sid in running:
                 session = sessions.browse(sid)
-                session.write(session_values(op.summary))
                 if type(op) is CloseSession:
                     del running[sid]
+                    session._close_session(op.summary, ORIGIN_RUNNER)
                     # The ORM writes lazily: the database must see it closed
                     # before the next session of the machine is inserted.
                     session.flush_recordset()
+                else:
+                    session._update_session(op.summary)
             if type(op) is CloseSession:
                 sid = None
         # One a person closed meanwhile is not left open.
@@ -86,8 +90,10 @@ class SessionDetector:
         if close is None and self.device_id in running.values():
             # A person's session runs that the engine does not know of.
             raise SessionsChanged(f"machine {self.device_id}: a session runs already")
-        origin = "manual" if op.manual else "power"
-        values = new_session_values(self.device_id, op.start_ts, origin)
-        if close is not None:
-            values.update(session_values(close.summary))
-        return sessions.create(values).id, close is not None
+        session = sessions._open_session(
+            self.device_id,
+            op.start_ts,
+            "manual" if op.manual else "power",
+            summary=close.summary if close is not None else None,
+        )
+        return session.id, close is not None

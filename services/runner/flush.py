@@ -206,6 +206,7 @@ class BatchFlusher:
                 last_error=owned.last_error,
                 connected_at=owned.connected_at,
                 committed_mids=sorted(mids),
+                queue_depth=self.queue.qsize(),
             )
         return rows
 

@@ -285,6 +285,9 @@ class IotBridgeService(BatchFlusher):
             elif info["settings"] != self.owned[conn_id].cfg["settings"]:
                 _logger.info("MQTT connection %s changed: reconnecting", info["name"])
                 self._release(conn_id, stopped=False)
+            elif info["restart_count"] != self.owned[conn_id].cfg["restart_count"]:
+                _logger.info("MQTT connection %s: restart requested", info["name"])
+                self._release(conn_id, stopped=False)
         for conn_id, info in connections.items():
             if info["desired"] and conn_id not in self.owned:
                 self._acquire(conn_id, info)
@@ -318,8 +321,8 @@ class IotBridgeService(BatchFlusher):
             with Registry(self.dbname).cursor() as cr:
                 cr.execute(
                     "UPDATE mqtt_connection SET runner_token = %s, owner_node = %s, "
-                    "state = 'connecting', heartbeat = (now() at time zone 'UTC') "
-                    "WHERE id = %s",
+                    "state = 'connecting', heartbeat = (now() at time zone 'UTC'), "
+                    "state_since = (now() at time zone 'UTC') WHERE id = %s",
                     (token, self.node, conn_id),
                 )
         except Exception:
@@ -367,7 +370,8 @@ class IotBridgeService(BatchFlusher):
                 with Registry(self.dbname).cursor() as cr:
                     cr.execute(
                         "UPDATE mqtt_connection SET state = 'stopped', "
-                        "runner_token = NULL, owner_node = NULL "
+                        "state_since = (now() at time zone 'UTC'), "
+                        "runner_token = NULL, owner_node = NULL, queue_depth = 0 "
                         "WHERE id = %s AND runner_token = %s",
                         (conn_id, owned.token),
                     )

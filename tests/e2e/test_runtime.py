@@ -209,8 +209,27 @@ def test_configuration_changes_apply_without_restart(broker, servers, publisher)
     publisher.flush()
     (row,) = wait_sessions(rpc, dev_id, 1)
     assert (row["start_ts"], row["end_ts"]) == (t1, t1 + 10)
+    # The service API: its status as a plain dict; a restart connects anew.
+    status = rpc("mqtt.connection", "status", [conn_id])[str(conn_id)]
+    assert status["state"] == "connected"
+    assert status["runner_alive"] is True
+    assert status["node"] and status["since"] and status["queue_depth"] == 0
+    assert "Read by the runner on server" in status["sentence"]
+    broker_clients = broker.connects()
+    rpc("mqtt.connection", "restart", [conn_id])
+    h.wait_for(
+        lambda: (
+            broker.connects() > broker_clients
+            and rpc("mqtt.connection", "status", [conn_id])[str(conn_id)]["state"]
+            == "connected"
+        ),
+        15,
+        "the runner to connect anew",
+    )
+    again = rpc("mqtt.connection", "status", [conn_id])[str(conn_id)]
+    assert again["since"] >= status["since"]
     # Stop: the runner lets the broker go and says so.
-    rpc("mqtt.connection", "action_stop", [conn_id])
+    rpc("mqtt.connection", "stop", [conn_id])
     h.wait_for(
         lambda: (
             rpc.search_read("mqtt.connection", [], ["state", "owner_node"])[0]

@@ -109,3 +109,40 @@ class TestConnection(WorkshopCase):
         action = self.connection.action_view_devices()
         self.assertEqual(action["domain"], [("connection_id", "=", self.connection.id)])
         self.assertEqual(self.connection.device_count, 1)
+
+
+@tagged("post_install", "-at_install")
+class TestConnectionService(WorkshopCase):
+    """start, stop, restart and status: what code and the buttons use."""
+
+    def test_start_restart_stop_and_status(self):
+        conn = self.connection.with_user(self.manager)
+        conn.start()
+        self.assertTrue(self.connection.run_requested)
+        before = self.connection.restart_count
+        conn.restart()
+        self.assertEqual(self.connection.restart_count, before + 1)
+        self.connection.sudo().write(
+            {
+                "state": "connected",
+                "heartbeat": fields.Datetime.now(),
+                "state_since": fields.Datetime.now(),
+                "owner_node": "node-a:77",
+                "queue_depth": 12,
+            }
+        )
+        status = conn.status()[self.connection.id]
+        self.assertEqual(status["state"], "connected")
+        self.assertTrue(status["runner_alive"])
+        self.assertEqual(status["node"], "node-a:77")
+        self.assertEqual(status["queue_depth"], 12)
+        self.assertIn("server node-a (process 77)", status["sentence"])
+        self.assertTrue(status["since"])
+        conn.stop()
+        self.assertFalse(self.connection.run_requested)
+
+    def test_staff_may_not_use_it(self):
+        conn = self.connection.with_user(self.user)
+        for method in ("start", "stop", "restart", "status"):
+            with self.subTest(method=method), self.assertRaises(AccessError):
+                getattr(conn, method)()

@@ -84,12 +84,16 @@ class TestEveryPublicMethodKeepsItsRule(WorkshopCase):
             .with_user(cls.manager)
             .create({"device_ids": [(6, 0, cls.device.ids)]})
         )
+        failure = cls.env["mqtt.session.hook.failure"]._record(
+            cls.session, "runner", [], ValueError("an addon's bug")
+        )
         # Records of this company, per model, that a method is called on.
         cls.records = {
             "mqtt.connection": cls.connection,
             "mqtt.device": cls.device,
             "mqtt.session": cls.session,
             "mqtt.session.recompute": cls.wizard,
+            "mqtt.session.hook.failure": failure,
         }
         # Values that would tie a new record of another company to ours.
         cls.create_values = {
@@ -173,6 +177,8 @@ class TestEveryPublicMethodKeepsItsRule(WorkshopCase):
             if access is None:
                 continue  # reads with the caller's rights: checked below
             with self.subTest(method=f"{model}.{method}"):
+                # A record of this company to call it on (a new model needs one).
+                self.assertTrue(method == "create" or model in self.records, model)
                 raised = self.call(self.manager_b, model, method)
                 self.assertIsNotNone(raised)
 
