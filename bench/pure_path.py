@@ -102,8 +102,6 @@ def bench_core(data, devices):
                 topic_prefix=f"shellypmminig3-{dev:012x}",
                 topic_pattern=None,
                 component="pm1:0",
-                json_power_path=None,
-                json_energy_path=None,
                 detector=DetectorConfig(),
                 poll_interval_s=0,
                 max_msg_rate=1_000_000,

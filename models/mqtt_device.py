@@ -12,16 +12,23 @@ import math
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..parsers import PARSER_TYPES, channels, make_parser
+from ..parsers import FILTER, METER_KINDS, PREFIX, channels, make_parser, meter_kind
 from ..parsers.topic_filter import validate_filter, validate_topic
-from ..services.engine.types import DetectorConfig, State
+from ..services.engine.types import (
+    DETECTOR_PARAMS,
+    DetectorConfig,
+    DetectorConfigError,
+    State,
+)
 from .rights import MANAGER, USER, guarded
 from .runner_signal import notify_runner
 
 DEFAULTS = DetectorConfig()
 
-DEFAULT_COMPONENT = {"shelly_gen2": "pm1:0", "shelly_gen1": "relay:0"}
-
+# The device fields that hold a kind's options (generic JSON: key paths).
+OPTION_FIELDS = sorted(
+    {name for kind in METER_KINDS.values() for _opt, name in kind.option_fields}
+)
 # Fields whose change the runner must apply (subscriptions, parser, detector).
 RUNNER_FIELDS = {
     "active",
@@ -30,13 +37,8 @@ RUNNER_FIELDS = {
     "topic_prefix",
     "topic_pattern",
     "component",
-    "json_power_path",
-    "json_energy_path",
-    "standby_threshold_w",
-    "working_threshold_w",
-    "start_debounce_s",
-    "stop_debounce_s",
-    "message_timeout_s",
+    *OPTION_FIELDS,
+    *DETECTOR_PARAMS,
     "poll_interval_s",
     "log_raw",
     "max_msg_rate",
@@ -96,11 +98,15 @@ class MqttDevice(models.Model):
         check_company=True,
     )
     parser_type = fields.Selection(
-        list(PARSER_TYPES.items()),
+        selection="_selection_parser_type",
         string="Meter Type",
         default="shelly_gen2",
         required=True,
     )
+    uses_prefix = fields.Boolean(compute="_compute_kind")
+    uses_component = fields.Boolean(compute="_compute_kind")
+    uses_options = fields.Boolean(compute="_compute_kind")
+    pollable = fields.Boolean(compute="_compute_kind")
     topic_prefix = fields.Char(
         help="The meter's MQTT topic prefix, by default its device id such as "
         "'shellypmminig3-84fce638d818'. Shelly devices only.",
@@ -268,60 +274,43 @@ class MqttDevice(models.Model):
         for rec in self:
             rec.machine_icon = MACHINE_ICONS.get(rec.machine_type, "fa-plug")
 
+    @api.model
+    def _selection_parser_type(self):
+        """The kinds of meter: one row each in ``parsers.METER_KINDS``."""
+        return [(key, self.env._(kind.label)) for key, kind in METER_KINDS.items()]
+
+    @api.depends("parser_type")
+    def _compute_kind(self):
+        """What the form shows for the machine's kind of meter."""
+        for rec in self:
+            kind = METER_KINDS.get(rec.parser_type)
+            rec.uses_prefix = kind is not None and kind.addressing == PREFIX
+            rec.uses_component = bool(kind and kind.default_component)
+            rec.uses_options = bool(kind and kind.option_fields)
+            rec.pollable = bool(kind and kind.pollable)
+
     @api.onchange("parser_type")
     def _onchange_parser_type(self):
-        if self.parser_type in DEFAULT_COMPONENT:
-            self.component = DEFAULT_COMPONENT[self.parser_type]
+        kind = METER_KINDS.get(self.parser_type)
+        if kind is not None and kind.default_component:
+            self.component = kind.default_component
 
-    @api.constrains(
-        "standby_threshold_w",
-        "working_threshold_w",
-        "start_debounce_s",
-        "stop_debounce_s",
-        "message_timeout_s",
-        "poll_interval_s",
-        "max_msg_rate",
-    )
+    @api.constrains(*DETECTOR_PARAMS, "poll_interval_s", "max_msg_rate")
     def _check_detector_settings(self):
         for rec in self:
-            values = [
-                rec.standby_threshold_w,
-                rec.working_threshold_w,
-                rec.start_debounce_s,
-                rec.stop_debounce_s,
-                rec.message_timeout_s,
-                rec.poll_interval_s,
-            ]
-            if not all(math.isfinite(v) for v in values):
-                raise ValidationError(
-                    _("%s: thresholds and delays must be numbers.", rec.name)
-                )
-            if rec.standby_threshold_w <= 0:
+            try:
+                rec._detector_config()
+            except DetectorConfigError as exc:
                 raise ValidationError(
                     _(
-                        "%(machine)s: the standby threshold must be above 0 W "
-                        "(it is %(value)s W).",
+                        "%(machine)s: %(problem)s",
                         machine=rec.name,
-                        value=rec.standby_threshold_w,
+                        problem=detector_error_text(rec, exc),
                     )
-                )
-            if rec.working_threshold_w < rec.standby_threshold_w:
+                ) from exc
+            if not math.isfinite(rec.poll_interval_s):
                 raise ValidationError(
-                    _(
-                        "%(machine)s: the working threshold (%(working)s W) cannot be "
-                        "below the standby threshold (%(standby)s W).",
-                        machine=rec.name,
-                        working=rec.working_threshold_w,
-                        standby=rec.standby_threshold_w,
-                    )
-                )
-            if rec.start_debounce_s < 0 or rec.stop_debounce_s < 0:
-                raise ValidationError(
-                    _("%s: start and stop delays cannot be negative.", rec.name)
-                )
-            if rec.message_timeout_s <= 0:
-                raise ValidationError(
-                    _("%s: the silence timeout must be more than 0 seconds.", rec.name)
+                    _("%s: the poll interval must be a number.", rec.name)
                 )
             if rec.poll_interval_s < 0:
                 raise ValidationError(
@@ -350,7 +339,8 @@ class MqttDevice(models.Model):
     @api.constrains("parser_type", "topic_prefix", "topic_pattern", "component")
     def _check_topics(self):
         for rec in self:
-            if rec.parser_type == "generic_json":
+            kind = meter_kind(rec.parser_type)
+            if kind.addressing == FILTER:
                 if not rec.topic_pattern:
                     raise ValidationError(
                         _("%s: a generic meter needs a topic filter.", rec.name)
@@ -398,7 +388,7 @@ class MqttDevice(models.Model):
                         "this meter type (e.g. %(example)s).",
                         machine=rec.name,
                         component=rec.component or "",
-                        example=DEFAULT_COMPONENT[rec.parser_type],
+                        example=kind.default_component or "",
                     )
                 ) from exc
 
@@ -468,15 +458,10 @@ class MqttDevice(models.Model):
         return action
 
     def _detector_config(self):
-        """The machine's detector parameters as the engine takes them."""
+        """The machine's detector parameters as the engine takes them
+        (DetectorConfigError when they cannot be used)."""
         self.ensure_one()
-        return DetectorConfig(
-            standby_threshold_w=self.standby_threshold_w,
-            working_threshold_w=self.working_threshold_w,
-            start_debounce_s=self.start_debounce_s,
-            stop_debounce_s=self.stop_debounce_s,
-            message_timeout_s=self.message_timeout_s,
-        )
+        return DetectorConfig(**{name: self[name] for name in DETECTOR_PARAMS})
 
     @guarded(MANAGER, "write")
     def action_dismiss_fault(self):
@@ -513,3 +498,44 @@ class MqttDevice(models.Model):
             running._close_manual()
         notify_runner(self.env.cr)
         return True
+
+
+def detector_error_text(records, exc):
+    """``exc`` (a DetectorConfigError) in the reader's words: the settings by
+    their labels on ``records``' model, in the reader's language."""
+    env = records.env
+
+    def label(name):
+        return records._fields[name]._description_string(env)
+
+    names = [label(name) for name in exc.names]
+    values = [_number(value) for value in exc.values]
+    if exc.rule == "not_above":
+        return env._(
+            "%(first)s cannot be above %(second)s (%(value)s > %(other)s).",
+            first=names[0],
+            value=values[0],
+            second=names[1],
+            other=values[1],
+        )
+    if exc.rule == "positive":
+        return env._(
+            "%(setting)s must be above 0 (it is %(value)s).",
+            setting=names[0],
+            value=values[0],
+        )
+    if exc.rule == "not_negative":
+        return env._(
+            "%(setting)s cannot be negative (it is %(value)s).",
+            setting=names[0],
+            value=values[0],
+        )
+    return env._("%(setting)s must be a number.", setting=names[0])
+
+
+def _number(value):
+    """A setting's value as people write it (12, 0.5)."""
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)

@@ -24,16 +24,17 @@ from odoo.exceptions import AccessError, UserError
 
 from ..services.engine import history, recompute
 from ..services.engine.timebase import from_utc
-from ..services.engine.types import MANUAL, DetectorConfig, SessionSummary
+from ..services.engine.types import (
+    DETECTOR_PARAMS,
+    MANUAL,
+    DetectorConfig,
+    DetectorConfigError,
+    SessionSummary,
+)
+from .mqtt_device import detector_error_text
 from .rights import MANAGER, guarded
 
-PARAMS = (
-    "standby_threshold_w",
-    "working_threshold_w",
-    "start_debounce_s",
-    "stop_debounce_s",
-    "message_timeout_s",
-)
+PARAMS = DETECTOR_PARAMS
 # Written by the wizard itself (as superuser), never by a client.
 SERVER_FIELDS = frozenset(
     ("step_state", "progress", "state", "machine_ids", "line_ids")
@@ -139,8 +140,13 @@ class MqttSessionRecompute(models.TransientModel):
         self.ensure_one()
         try:
             return DetectorConfig(**{name: self[name] for name in PARAMS})
-        except ValueError as exc:
-            raise UserError(_("These settings cannot be used: %s", exc)) from exc
+        except DetectorConfigError as exc:
+            raise UserError(
+                _(
+                    "These settings cannot be used: %s",
+                    detector_error_text(self, exc),
+                )
+            ) from exc
 
     def _window(self):
         if self.date_to <= self.date_from:

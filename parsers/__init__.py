@@ -14,8 +14,9 @@ from .exceptions import (
     RejectedPayload,
     UnexpectedShape,
 )
-from .factory import PARSER_TYPES, Parser, make_parser, subscriptions_for
+from .factory import Parser, make_parser, subscriptions_for
 from .gen1_parser import ShellyGen1Parser
+from .kinds import DISCOVERING, FILTER, METER_KINDS, PREFIX, MeterKind, meter_kind
 from .generic_parser import GenericJsonParser
 from .reading import TS_DEVICE, TS_NOT_BELIEVED, TS_OFFSET, TS_RECEIVED, Reading
 from .shelly_parser import ShellyGen2Parser
@@ -37,7 +38,10 @@ from .topic_filter import (
 from .values import Limits
 
 __all__ = [
-    "PARSER_TYPES",
+    "DISCOVERING",
+    "FILTER",
+    "METER_KINDS",
+    "PREFIX",
     "TS_DEVICE",
     "TS_NOT_BELIEVED",
     "TS_OFFSET",
@@ -45,6 +49,7 @@ __all__ = [
     "GenericJsonParser",
     "InvalidValue",
     "Limits",
+    "MeterKind",
     "MalformedJson",
     "NotAReading",
     "NotUtf8",
@@ -61,6 +66,7 @@ __all__ = [
     "discovered_component",
     "filter_covers",
     "make_parser",
+    "meter_kind",
     "minimal_filters",
     "poll_request",
     "reply_route",

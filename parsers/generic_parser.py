@@ -58,6 +58,12 @@ def resolve(value: Any, parts: tuple[str, ...]) -> object:
     return value
 
 
+def subscriptions(topic_filter: str) -> list[str]:
+    """The one filter a generic meter is read on."""
+    validate_filter(topic_filter)
+    return [topic_filter]
+
+
 class GenericJsonParser:
     """Parser for one device on a topic (filter) with configurable paths."""
 

@@ -25,12 +25,20 @@ class Profile:
     label: str  # what it is, for people
 
 
+# Components whose power or counter is kept elsewhere than ``apower`` and
+# ``aenergy.total``, and the common ones by name.  Any other component of a
+# Gen2+ device (cover:N, rgb:N, rgbw:N, cct:N, ...) is read the common way,
+# by what the device sends: one without power (cb:N, input:N) gives frames
+# without a reading, counted, never a reading of 0 W.
 PROFILES: Final = {
     "pm1": Profile("apower", None, "total", "PM1.GetStatus", "PM Mini Gen3/Gen4"),
     "switch": Profile(
         "apower", None, "total", "Switch.GetStatus", "Plus/Pro/Gen3/Gen4 1PM, 2PM, Plug"
     ),
     "light": Profile("apower", None, "total", "Light.GetStatus", "dimmer"),
+    "cover": Profile(
+        "apower", None, "total", "Cover.GetStatus", "a 2PM in its cover profile"
+    ),
     "em": Profile(
         "total_act_power", "emdata", "total_act", "EM.GetStatus", "Pro 3EM, 3EM-63"
     ),
@@ -44,6 +52,8 @@ PROFILES: Final = {
 }
 # Answers the status of every component at once: the poll of summed channels.
 WHOLE_STATUS: Final = "Shelly.GetStatus"
+# A component's RPC namespace is its kind with a capital, but for these.
+_NAMESPACES: Final = {"rgb": "RGB", "rgbw": "RGBW", "cct": "CCT", "cb": "CB"}
 
 
 def channels(component: str) -> list[str]:
@@ -86,7 +96,17 @@ DEVICE_COMPONENTS: Final = (
     ("shelly", "switch:0"),  # 1PM, 2PM, Plus/Pro/Mini/Gen4 switches, plugs
 )
 # The metering components a frame may name, the likeliest first.
-_METERING: Final = ("em:", "em1:", "pm1:", "switch:", "light:")
+_METERING: Final = (
+    "em:",
+    "em1:",
+    "pm1:",
+    "switch:",
+    "cover:",
+    "light:",
+    "rgbw:",
+    "rgb:",
+    "cct:",
+)
 
 
 def discovered_component(device_id: str, keys: list[str]) -> str:
@@ -104,15 +124,17 @@ def discovered_component(device_id: str, keys: list[str]) -> str:
 
 
 def profile_of(component: str) -> Profile:
-    """The profile of ``"em:0"`` and the like; ValueError for an unknown kind."""
+    """The profile of ``"em:0"``, ``"cover:1"`` and the like (a kind not in
+    ``PROFILES`` is read the common way); ValueError when it is no component
+    name at all."""
     kind, _index = split_component(component)
     profile = PROFILES.get(kind)
-    if profile is None:
-        raise ValueError(
-            f"{component!r} is not a metering component of a Gen2+ Shelly: use "
-            f"{', '.join(k + ':N' for k in PROFILES)}"
-        )
-    return profile
+    if profile is not None:
+        return profile
+    if not (kind.isascii() and kind.isalnum() and kind[0].isalpha() and kind.islower()):
+        raise ValueError(f"{component!r} is not a Gen2+ Shelly component name")
+    namespace = _NAMESPACES.get(kind, kind.capitalize())
+    return Profile("apower", None, "total", f"{namespace}.GetStatus", kind)
 
 
 def reply_src(prefix: str, client_id: str) -> str:

@@ -38,16 +38,9 @@ from open_workshop_mqtt.services.engine.machine import (  # noqa: E402
 )
 from open_workshop_mqtt.services.engine.timebase import to_utc  # noqa: E402
 from open_workshop_mqtt.services.engine.types import (  # noqa: E402
+    DETECTOR_PARAMS,
     DetectorConfig,
     SessionClosed,
-)
-
-DETECTOR_FIELDS = (
-    "standby_threshold_w",
-    "working_threshold_w",
-    "start_debounce_s",
-    "stop_debounce_s",
-    "message_timeout_s",
 )
 
 PROFILES = {
@@ -148,7 +141,7 @@ def main():
         return
     tz = zoneinfo.ZoneInfo(opts.tz)
     fields = ["name", "machine_type", "topic_prefix", "component", "company_id"]
-    fields += DETECTOR_FIELDS
+    fields += DETECTOR_PARAMS
     devices = rpc(
         "mqtt.device", "search_read", [("parser_type", "=", "shelly_gen2")], fields
     )
@@ -159,7 +152,7 @@ def main():
         if (device["component"] or "").startswith("em:"):
             model, profile = "shellypro3em", "saw3"  # three-phase
         device["shelly_id"] = f"{model}-{0xD0CA5E000100 + n:012x}"
-        config = DetectorConfig(**{k: device[k] for k in DETECTOR_FIELDS})
+        config = DetectorConfig(**{k: device[k] for k in DETECTOR_PARAMS})
         machine = SessionStateMachine(config)
         tail = history.HistoryTail(device["id"], device["company_id"][0])
         closed = []

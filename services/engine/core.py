@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 from ...parsers import (
+    DISCOVERING,
     TS_DEVICE,
     TS_NOT_BELIEVED,
     Limits,
@@ -370,7 +371,11 @@ class Engine(Fleet):
                 )
             return
         seen.add(prefix)
-        batch.discovered[(conn_id, prefix)] = {"src": src, "component": component}
+        batch.discovered[(conn_id, prefix)] = {
+            "src": src,
+            "component": component,
+            "parser_type": DISCOVERING,
+        }
 
     # -- raw log ----------------------------------------------------------
     def _raw(
@@ -425,15 +430,13 @@ class Engine(Fleet):
             interval = dev.cfg.poll_interval_s
             if (
                 not interval
-                or dev.cfg.parser_type != "shelly_gen2"
+                or dev.reply_src is None
                 or dev.connection_id not in self._up_since
                 or now - max(dev.last_recv_mono, dev.last_poll_mono) < interval
             ):
                 continue
             # Not guessable: a reply must name a request we sent that meter.
             request_id = secrets.randbits(31)
-            if dev.reply_src is None:
-                continue  # nowhere to answer
             try:
                 suffix, payload = poll_request(
                     dev.cfg.component or "", request_id, dev.reply_src

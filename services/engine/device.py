@@ -39,9 +39,10 @@ class DeviceConfig:
     topic_prefix: str | None
     topic_pattern: str | None
     component: str | None
-    json_power_path: str | None
-    json_energy_path: str | None
     detector: DetectorConfig
+    # The kind's options, by the mqtt.device field holding each
+    # (``MeterKind.option_fields``): {"json_power_path": "ENERGY.Power"}.
+    options: dict[str, str | None] = field(default_factory=dict)
     poll_interval_s: float = 5.0
     log_raw: bool = False
     max_msg_rate: int = 50
@@ -57,8 +58,7 @@ class DeviceConfig:
             self.topic_prefix,
             self.topic_pattern,
             self.component,
-            self.json_power_path,
-            self.json_energy_path,
+            tuple(sorted(self.options.items())),
         )
 
 

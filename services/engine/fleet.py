@@ -18,6 +18,7 @@ from ...parsers import (
     Parser,
     TopicRouter,
     make_parser,
+    meter_kind,
     reply_src,
     subscriptions_for,
     validate_topic,
@@ -212,18 +213,13 @@ class Fleet:
         self.active.discard(dev.id)
 
     def _make_parser(self, cfg: DeviceConfig) -> Parser:
-        options = None
-        if cfg.parser_type == "generic_json":
-            options = {
-                "power_path": cfg.json_power_path,
-                "energy_path": cfg.json_energy_path,
-            }
+        kind = meter_kind(cfg.parser_type)
         parser = make_parser(
             cfg.parser_type,
             prefix=cfg.topic_prefix,
             topic_filter=cfg.topic_pattern,
-            component=cfg.component if cfg.parser_type != "generic_json" else None,
-            options=options,
+            component=cfg.component if kind.default_component else None,
+            options={opt: cfg.options.get(field) for opt, field in kind.option_fields},
             limits=self.limits,
         )
         if cfg.parser_snapshot:
@@ -240,7 +236,7 @@ class Fleet:
             topic_filter=dev.cfg.topic_pattern,
         )
         dev.reply_src = None
-        if dev.cfg.parser_type == "shelly_gen2" and dev.cfg.topic_prefix:
+        if meter_kind(dev.cfg.parser_type).pollable and dev.cfg.topic_prefix:
             # Its answers to our polls come on a topic of its own (none when
             # the client id cannot be part of a topic: then it is not polled).
             src = reply_src(dev.cfg.topic_prefix, self._client_id[dev.connection_id])

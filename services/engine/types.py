@@ -9,6 +9,7 @@ semantics are documented with the state machine (machine.py).
 import enum
 import math
 from dataclasses import dataclass, fields
+from typing import Final
 
 __all__ = [
     "END_REASONS",
@@ -17,7 +18,9 @@ __all__ = [
     "OFFLINE",
     "POWER_DROP",
     "TIMEOUT",
+    "DETECTOR_PARAMS",
     "DetectorConfig",
+    "DetectorConfigError",
     "SessionClosed",
     "SessionOpened",
     "SessionSummary",
@@ -61,7 +64,11 @@ def _finite(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
-    """Per-device detector parameters, validated once so the hot path need not."""
+    """Per-device detector parameters, validated once so the hot path need not.
+
+    Its fields are the detector's parameters, by the names the mqtt.device
+    fields, the recompute wizard and the runner's configuration use
+    (``DETECTOR_PARAMS``).  A bad value raises ``DetectorConfigError``."""
 
     standby_threshold_w: float = 20.0
     working_threshold_w: float = 100.0
@@ -73,24 +80,51 @@ class DetectorConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if not _finite(value):
-                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+                raise DetectorConfigError("finite", (f.name,), (value,))
             object.__setattr__(self, f.name, float(value))
         if self.standby_threshold_w <= 0:
-            raise ValueError(
-                f"standby_threshold_w must be > 0, got {self.standby_threshold_w!r}"
+            raise DetectorConfigError(
+                "positive", ("standby_threshold_w",), (self.standby_threshold_w,)
             )
         if self.standby_threshold_w > self.working_threshold_w:
-            raise ValueError(
-                f"standby_threshold_w ({self.standby_threshold_w!r}) must be <= "
-                f"working_threshold_w ({self.working_threshold_w!r})"
+            raise DetectorConfigError(
+                "not_above",
+                ("standby_threshold_w", "working_threshold_w"),
+                (self.standby_threshold_w, self.working_threshold_w),
             )
         for name in ("start_debounce_s", "stop_debounce_s"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+                raise DetectorConfigError(
+                    "not_negative", (name,), (getattr(self, name),)
+                )
         if self.message_timeout_s <= 0:
-            raise ValueError(
-                f"message_timeout_s must be > 0, got {self.message_timeout_s!r}"
+            raise DetectorConfigError(
+                "positive", ("message_timeout_s",), (self.message_timeout_s,)
             )
+
+
+class DetectorConfigError(ValueError):
+    """A detector parameter that cannot be used: ``rule`` it breaks
+    ("finite", "positive", "not_negative", "not_above": the first must not
+    be above the second), the parameters' ``names`` and their ``values``, so
+    a caller can say it in its own words and language."""
+
+    def __init__(self, rule: str, names: tuple[str, ...], values: tuple) -> None:
+        self.rule, self.names, self.values = rule, names, values
+        if rule == "not_above":
+            (a, b), (x, y) = names, values
+            super().__init__(f"{a} ({x!r}) must be <= {b} ({y!r})")
+            return
+        said = {
+            "finite": "must be a finite number",
+            "positive": "must be > 0",
+            "not_negative": "must be >= 0",
+        }[rule]
+        super().__init__(f"{names[0]} {said}, got {values[0]!r}")
+
+
+# The detector's parameters, by name (one place: DetectorConfig's fields).
+DETECTOR_PARAMS: Final = tuple(f.name for f in fields(DetectorConfig))
 
 
 @dataclass(frozen=True, slots=True)

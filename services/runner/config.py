@@ -7,9 +7,10 @@ returned here refers to a record or a cursor, so the worker thread can keep it.
 import json
 
 from ...models.mqtt_device import RUNNER_FIELDS
+from ...parsers import meter_kind
 from ..engine.device import DeviceConfig
 from ..engine.timebase import from_utc
-from ..engine.types import DetectorConfig
+from ..engine.types import DETECTOR_PARAMS, DetectorConfig
 from ..mqtt.connect import ClientSettings
 
 # What the runner reacts to, plus what it needs to resume a device.
@@ -85,13 +86,7 @@ def load_devices(env, connection_ids):
     configs = []
     for r in rows:
         try:
-            detector = DetectorConfig(
-                standby_threshold_w=r["standby_threshold_w"],
-                working_threshold_w=r["working_threshold_w"],
-                start_debounce_s=r["start_debounce_s"],
-                stop_debounce_s=r["stop_debounce_s"],
-                message_timeout_s=r["message_timeout_s"],
-            )
+            detector = DetectorConfig(**{name: r[name] for name in DETECTOR_PARAMS})
         except ValueError:
             continue  # the model's constraints make this unreachable; be safe
         session = running.get(r["id"])
@@ -105,9 +100,11 @@ def load_devices(env, connection_ids):
                 topic_prefix=r["topic_prefix"] or None,
                 topic_pattern=r["topic_pattern"] or None,
                 component=r["component"] or None,
-                json_power_path=r["json_power_path"] or None,
-                json_energy_path=r["json_energy_path"] or None,
                 detector=detector,
+                options={
+                    name: r[name] or None
+                    for _option, name in meter_kind(r["parser_type"]).option_fields
+                },
                 poll_interval_s=r["poll_interval_s"],
                 log_raw=r["log_raw"],
                 max_msg_rate=r["max_msg_rate"],

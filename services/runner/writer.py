@@ -150,7 +150,7 @@ def _create_one_discovered(Device, connection, prefix, values):
             "connection_id": connection.id,
             "company_id": connection.company_id.id,
             "topic_prefix": prefix,
-            "parser_type": "shelly_gen2",
+            "parser_type": values["parser_type"],
             "component": values["component"],
             "active": False,
             "discovery_state": "discovered",

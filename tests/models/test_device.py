@@ -18,22 +18,26 @@ NOTIFY = "odoo.addons.open_workshop_mqtt.models.mqtt_device.notify_runner"
 class TestDeviceRules(WorkshopCase):
     def test_detector_settings_are_validated_with_clear_messages(self):
         cases = [
-            ({"standby_threshold_w": 0}, "standby threshold must be above 0 W"),
-            ({"standby_threshold_w": -5}, "standby threshold must be above 0 W"),
+            (
+                {"standby_threshold_w": 0},
+                r"Standby Threshold \(W\) must be above 0 \(it is 0\)",
+            ),
+            ({"standby_threshold_w": -5}, r"must be above 0 \(it is -5\)"),
             (
                 {"standby_threshold_w": 50, "working_threshold_w": 40},
-                r"working threshold \(40.0 W\) cannot be below the standby threshold",
+                r"Standby Threshold \(W\) cannot be above Working Threshold \(W\) "
+                r"\(50 > 40\)",
             ),
-            ({"start_debounce_s": -1}, "delays cannot be negative"),
-            ({"stop_debounce_s": -0.5}, "delays cannot be negative"),
-            ({"message_timeout_s": 0}, "silence timeout must be more than 0"),
+            ({"start_debounce_s": -1}, r"Start Delay \(s\) cannot be negative"),
+            ({"stop_debounce_s": -0.5}, r"Stop Delay \(s\) cannot be negative"),
+            ({"message_timeout_s": 0}, r"Silence Timeout \(s\) must be above 0"),
             ({"poll_interval_s": -1}, "poll interval cannot be negative"),
             (
                 {"poll_interval_s": 30, "message_timeout_s": 20},
                 "timed out between polls",
             ),
             ({"max_msg_rate": 0}, "at least 1/s"),
-            ({"standby_threshold_w": float("nan")}, "must be numbers"),
+            ({"standby_threshold_w": float("nan")}, "must be a number"),
         ]
         for vals, message in cases:
             with (
@@ -71,7 +75,7 @@ class TestDeviceRules(WorkshopCase):
             self.make_device("No prefix", False)
         with self.assertRaisesRegex(ValidationError, "not a metering channel"):
             with self.cr.savepoint():
-                self.device.component = "pm2:0"
+                self.device.component = "pm2"
         with self.assertRaisesRegex(ValidationError, "not a metering channel"):
             with self.cr.savepoint():
                 self.device.write({"parser_type": "shelly_gen1", "component": "pm1:0"})
@@ -95,7 +99,7 @@ class TestDeviceRules(WorkshopCase):
         self.assertEqual(self.device.component, "emeter:0+emeter:2")
         refused = [
             ("shelly_gen2", "em:0+em:0"),  # a channel twice
-            ("shelly_gen2", "emdata:0"),  # the counters, not a channel
+            ("shelly_gen2", "Cover:0"),  # no component's name
             ("shelly_gen1", "emeter:0+"),
             ("shelly_gen1", "+".join(f"emeter:{n}" for n in range(9))),
         ]

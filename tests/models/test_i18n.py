@@ -198,15 +198,14 @@ class TestGermanInterface(WorkshopCase):
             )
         self.assertEqual(
             str(caught.exception),
-            "Kreissäge: Die Arbeitsschwelle (10.0 W) darf nicht unter der "
-            "Bereitschaftsschwelle (30.0 W) liegen.",
+            "Kreissäge: Bereitschaftsschwelle (W) darf nicht über "
+            "Arbeitsschwelle (W) liegen (30 > 10).",
         )
         with self.assertRaises(ValidationError) as caught:
             self.device.with_env(self.de).write({"standby_threshold_w": 0})
         self.assertEqual(
             str(caught.exception),
-            "Band saw: Die Bereitschaftsschwelle muss über 0 W liegen "
-            "(sie beträgt 0.0 W).",
+            "Band saw: Bereitschaftsschwelle (W) muss über 0 liegen (es ist 0).",
         )
 
     def test_computed_status_text(self):

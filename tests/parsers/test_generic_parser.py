@@ -3,7 +3,7 @@
 import pytest
 
 from ...parsers import (
-    PARSER_TYPES,
+    METER_KINDS,
     TS_DEVICE,
     TS_RECEIVED,
     GenericJsonParser,
@@ -177,9 +177,9 @@ def test_constructor_validates(kwargs):
 # -- factory ---------------------------------------------------------------------
 
 
-def test_parser_types_have_labels():
-    assert set(PARSER_TYPES) == {"shelly_gen2", "shelly_gen1", "generic_json"}
-    assert all(isinstance(label, str) and label for label in PARSER_TYPES.values())
+def test_meter_kinds_have_labels():
+    assert set(METER_KINDS) == {"shelly_gen2", "shelly_gen1", "generic_json"}
+    assert all(kind.label for kind in METER_KINDS.values())
 
 
 def test_make_parser():

@@ -286,6 +286,19 @@ def test_discovery_reads_a_device_on_its_metering_component(device_id, keys, com
 
 
 @pytest.mark.parametrize("component", ["emdata:0", "em2:0", "sys:0", "em:0+sys:0"])
-def test_not_a_metering_component(component):
-    with pytest.raises(ValueError, match="not a metering component"):
+def test_a_component_without_power_is_a_channel_without_readings(component):
+    """Read by what the device sends (tests/parsers/test_components.py): a
+    component that carries no power gives frames without a reading."""
+    parser = make_parser("shelly_gen2", prefix="shellypro3em-x", component=component)
+    frame = {"src": "shellypro3em-x", "method": "NotifyStatus"}
+    frame["params"] = {"ts": 1.78e9, "sys:0": {"uptime": 77}}
+    if "+" in component:
+        return  # summed: its power is known once every channel reported
+    with pytest.raises(NotAReading):
+        parser.parse("shellypro3em-x/events/rpc", json.dumps(frame), 1.78e9)
+
+
+@pytest.mark.parametrize("component", ["Em:0", "em", "em:x", "e m:0", "em1:-1"])
+def test_not_a_component_name(component):
+    with pytest.raises(ValueError):
         make_parser("shelly_gen2", prefix="shellypro3em-x", component=component)

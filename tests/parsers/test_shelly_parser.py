@@ -333,8 +333,9 @@ def test_poll_requests():
     assert (
         json.loads(poll_request("light:0", 3, "a/b")[1])["method"] == "Light.GetStatus"
     )
+    # Any component is polled in its own namespace (test_components.py).
+    assert json.loads(poll_request("input:0", 4, "s")[1])["method"] == "Input.GetStatus"
     for bad in [
-        ("input:0", 1, "s"),
         ("pm1", 1, "s"),
         ("pm1:0", "1", "s"),
         ("pm1:0", 1, "a/+"),

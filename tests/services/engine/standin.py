@@ -83,8 +83,6 @@ class Database:
             topic_prefix=PREFIXES[dev_id - 1],
             topic_pattern=None,
             component="pm1:0",
-            json_power_path=None,
-            json_energy_path=None,
             detector=CONFIG,
             poll_interval_s=0,
             max_msg_rate=100_000,

@@ -40,8 +40,6 @@ def cfg(dev_id=1, prefix=PREFIX, **kw):
         "topic_prefix": prefix,
         "topic_pattern": None,
         "component": "pm1:0",
-        "json_power_path": None,
-        "json_energy_path": None,
         "detector": DetectorConfig(),
         "poll_interval_s": 5.0,
         "log_raw": False,
@@ -279,7 +277,10 @@ def test_unmatched_topics_and_discovery(setup):
     core.handle(1, frame(T0, 40.0, prefix=other), batch)
     core.handle(1, frame(T0 + 1, 41.0, prefix=other), batch)
     assert batch.stats[1]["unmatched"] == 2
-    assert batch.discovered == {(1, other): {"src": other, "component": "pm1:0"}}
+    gen2 = {"parser_type": "shelly_gen2"}
+    assert batch.discovered == {
+        (1, other): {"src": other, "component": "pm1:0", **gen2}
+    }
     assert len([r for r in batch.raw_rows if r.status == "unmatched"]) == 1
     # A Pro 3EM's frame names em:0; a Gen4 plug's announcement names none.
     pro3em = "shellypro3em-c8f09e8a1b2c"
@@ -289,8 +290,8 @@ def test_unmatched_topics_and_discovery(setup):
     plug = "shellyplugpmg4-a0b1c2d3e4f5"
     online = {"src": plug, "method": "NotifyFullStatus", "params": {"ts": T0}}
     core.handle(1, raw(f"{plug}/events/rpc", json.dumps(online).encode()), batch)
-    assert batch.discovered[(1, pro3em)] == {"src": pro3em, "component": "em:0"}
-    assert batch.discovered[(1, plug)] == {"src": plug, "component": "pm1:0"}
+    assert batch.discovered[(1, pro3em)] == {"src": pro3em, "component": "em:0", **gen2}
+    assert batch.discovered[(1, plug)] == {"src": plug, "component": "pm1:0", **gen2}
 
 
 def test_polls_and_their_replies(setup):

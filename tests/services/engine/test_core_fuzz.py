@@ -42,8 +42,6 @@ def _devices():
         "connection_id": 1,
         "company_id": 1,
         "topic_pattern": None,
-        "json_power_path": None,
-        "json_energy_path": None,
         "detector": DetectorConfig(start_debounce_s=1.0, stop_debounce_s=3.0),
         "poll_interval_s": 5.0,
     }
@@ -59,8 +57,10 @@ def _devices():
             None,
             {
                 "topic_pattern": "tele/+/SENSOR",
-                "json_power_path": "ENERGY.Power",
-                "json_energy_path": "ENERGY.Total",
+                "options": {
+                    "json_power_path": "ENERGY.Power",
+                    "json_energy_path": "ENERGY.Total",
+                },
                 "log_raw": True,
             },
         ),
