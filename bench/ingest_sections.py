@@ -309,7 +309,7 @@ class Bench(Stepper):
         print(pyspy_summary.render(summary))
         threads = {}
         for name, entry in (
-            ("bridge", "IotBridgeService.run"),
+            ("bridge", "DatabaseRunner.run"),
             ("network", "MqttClient._run"),
         ):
             threads[name] = pyspy_summary.summarize(out, top=15, only=entry)

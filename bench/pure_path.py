@@ -30,8 +30,8 @@ from harness_base import import_addon  # noqa: E402
 import_addon()
 from open_workshop_mqtt.parsers import ShellyGen2Parser, TopicRouter  # noqa: E402
 from open_workshop_mqtt.services.engine.batch import Batch  # noqa: E402
-from open_workshop_mqtt.services.engine.core import Engine  # noqa: E402
 from open_workshop_mqtt.services.engine.device import DeviceConfig  # noqa: E402
+from open_workshop_mqtt.services.engine.engine import Engine  # noqa: E402
 from open_workshop_mqtt.services.engine.machine import (  # noqa: E402
     SessionStateMachine,
 )

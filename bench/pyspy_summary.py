@@ -53,7 +53,7 @@ def summarize(path, top=25, only=None):
     """{'total': samples, 'self': [(func, share)], 'inclusive': [(func, share)]}.
 
     ``only``: keep the stacks with a frame starting with it (one thread's
-    entry point, e.g. ``IotBridgeService.run``)."""
+    entry point, e.g. ``DatabaseRunner.run``)."""
     stacks = parse(path)
     if only:
         stacks = [(f, n) for f, n in stacks if any(x.startswith(only) for x in f)]

@@ -1,6 +1,6 @@
 """Typed outcomes of parsing a meter frame that do not yield a reading.
 
-Two families, because the bridge treats them differently:
+Two families, because the engine treats them differently:
 
 * ``NotAReading``: a well-formed frame that carries no measurement we use
   (a NotifyEvent, a ``sys`` delta, a debug log line, a Gen1 announce).

@@ -13,7 +13,7 @@ from .values import DEFAULT_LIMITS, Limits
 
 
 class Parser(Protocol):
-    """What the bridge uses of a per-device parser (every parser class here).
+    """What the engine uses of a per-device parser (every parser class here).
 
     ``parse`` raises nothing but ParseError subclasses; ``restore`` takes a
     ``snapshot`` back and drops what it cannot use instead of raising.
@@ -85,7 +85,7 @@ def make_parser(
 def subscriptions_for(
     parser_type: str, *, prefix: str | None = None, topic_filter: str | None = None
 ) -> list[str]:
-    """Topic filters the bridge must subscribe for one device."""
+    """Topic filters the runner must subscribe for one device."""
     kind = meter_kind(parser_type)
     if kind.addressing == FILTER:
         return kind.subscriptions(_require(topic_filter, "topic filter", parser_type))

@@ -1,7 +1,7 @@
 """The value that crosses from parsing into detection: one meter reading.
 
 Frozen and slotted: it is created once per message on the MQTT network
-thread and handed to the bridge worker, so it must be cheap and immutable.
+thread and handed to the database runner, so it must be cheap and immutable.
 """
 
 from dataclasses import dataclass

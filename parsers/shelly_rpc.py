@@ -73,11 +73,8 @@ def split_component(component: str) -> tuple[str, int]:
 
 
 def subscriptions(prefix: str) -> list[str]:
-    """Topic filters the bridge subscribes for one Gen2+ device.
-
-    RPC replies arrive on ``<bridge src>/rpc``, which the bridge subscribes
-    once for all devices and routes with :func:`reply_route`.
-    """
+    """Topic filters the runner subscribes for one Gen2+ device (and, when
+    it polls it, the device's reply topic: :func:`reply_src`)."""
     validate_topic(prefix)
     return [f"{prefix}/events/rpc", f"{prefix}/status/+", f"{prefix}/online"]
 
@@ -172,7 +169,7 @@ def poll_request(component: str, request_id: int, src: str) -> tuple[str, str]:
 def reply_route(payload: Payload) -> tuple[int, str] | None:
     """``(request_id, device_src)`` of an RPC reply frame, else None.
 
-    Lets the bridge find which device a reply on its own ``<src>/rpc`` topic
+    Lets the engine find which device a reply on its own ``<src>/rpc`` topic
     belongs to before handing it to that device's parser. Never raises.
     """
     try:

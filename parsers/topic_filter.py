@@ -1,6 +1,6 @@
 """MQTT 3.1.1 / 5 topic names, topic filters and a fast topic router.
 
-The bridge routes every incoming message to the device(s) whose filter
+The runner's engine routes every incoming message to the device(s) whose filter
 matches; with 1,000 devices that must not be a linear scan, so exact filters
 sit in a dict and wildcard filters in a level trie.
 """
@@ -127,7 +127,7 @@ def minimal_filters(filters: Iterable[str]) -> list[str]:
     Sorted and deduplicated, without any filter that another one of the set
     covers (see :func:`filter_covers`). A broker delivers one copy of a
     message per matching subscription of a client, so overlapping filters
-    would make the bridge read the same message several times. Of filters
+    would make the runner read the same message several times. Of filters
     that cover each other (the same topics: ``#`` and ``+/#``, ``/#`` and
     ``/+/#``, because the empty string is no topic), the first in sort order
     stays. Raises ValueError for an invalid filter.

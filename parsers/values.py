@@ -42,7 +42,7 @@ class Limits:
     # stale); one further behind neither, but that bound must exceed the
     # longest backlog a broker may deliver late (a persistent session's
     # expiry), so redelivered readings keep their own time.  None: no check,
-    # for replays whose "receive time" is not a real clock; the live bridge
+    # for replays whose "receive time" is not a real clock; the live runner
     # sets both (services/engine/fleet.py).
     max_clock_ahead_s: float | None = None
     max_clock_behind_s: float | None = None

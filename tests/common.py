@@ -79,7 +79,7 @@ def play_meter(env, connection, frames, max_rate=100_000):
     import json
 
     from ..services.engine.batch import Batch
-    from ..services.engine.core import Engine
+    from ..services.engine.engine import Engine
     from ..services.mqtt.inbound import InboundMessage
     from ..services.runner.config import load_devices
     from ..services.runner.writer import write_batch

@@ -226,19 +226,9 @@ def store_history(dbname, chunks):
     with psycopg2.connect(dbname=dbname) as cnx, cnx.cursor() as cur:
         execute_values(
             cur,
-            "INSERT INTO mqtt_power_chunk "
-            "(device_id, company_id, first_ts, last_ts, count, data) VALUES %s",
-            [
-                (
-                    c.device_id,
-                    c.company_id,
-                    c.first_ts,
-                    c.last_ts,
-                    c.count,
-                    psycopg2.Binary(c.data),
-                )
-                for c in chunks
-            ],
+            history.INSERT_CHUNKS,
+            history.chunk_rows(chunks, psycopg2.Binary),
+            template=history.CHUNK_TEMPLATE,
         )
 
 

@@ -18,10 +18,10 @@ from .history import Chunk
 from .types import SessionSummary
 
 
-class InboundMessage(Protocol):
-    """A message as the engine sees it; the transport's message type
-    (``services/mqtt/inbound.py``) has these fields, the engine imports none
-    of the transport."""
+class Message(Protocol):
+    """What the engine reads of a message: the fields of the transport's one
+    message type, ``InboundMessage`` (``services/mqtt/inbound.py``), which
+    the engine does not import (it imports none of the transport)."""
 
     @property
     def topic(self) -> str: ...
@@ -140,7 +140,7 @@ class RawRow(NamedTuple):
     connection_id: int
     device_id: int | None
     company_id: int | None
-    msg: InboundMessage
+    msg: Message
     status: str
     detail: str | None = None
     device_ts: float | None = None
@@ -176,7 +176,7 @@ class Batch:
 
     def __init__(self) -> None:
         # (connection id, message, machine id or None) in arrival order
-        self.acks: list[tuple[int, InboundMessage, int | None]] = []
+        self.acks: list[tuple[int, Message, int | None]] = []
         self.raw_rows: list[RawRow] = []
         self.sessions: dict[int, SessionWork] = {}
         self.dirty: set[int] = set()  # machines whose live row is due

@@ -19,12 +19,16 @@ from .history import (
     READ,
     TICK,
     HistoryTail,
+    step,
 )
 from .machine import SessionStateMachine
 from .rate_limit import TokenBucket
 from .types import DetectorConfig, Event
 
 _logger = logging.getLogger(__name__)
+
+# The inputs the runner gives a machine (a replay takes older kinds too).
+TAKEN = frozenset((READ, TICK, ONLINE, OFFLINE, MANUAL_START, PERSON_STOP))
 
 
 @dataclass(frozen=True)
@@ -141,31 +145,18 @@ class DeviceRuntime:
         snapshot = None
         if history is not None and history.wants_snapshot(ts):
             snapshot = machine.snapshot()
+        if kind not in TAKEN:
+            raise ValueError(f"not an input the runner takes: {kind}")
+        before = machine.last_ts
+        events = step(machine, kind, ts, power_w, energy_wh)
         if kind == READ:
-            before = machine.last_ts
-            assert power_w is not None
-            events = machine.feed(ts, power_w, energy_wh)
             taken = machine.last_ts != before
         elif kind == TICK:
-            events = machine.tick(ts)
             taken = bool(events)
-        elif kind == ONLINE:
-            events, taken = [], True  # kept for the record; no input
-        else:
-            if kind == OFFLINE:
-                events = machine.offline(ts)
-            elif kind == MANUAL_START:
-                events = machine.manual_start(ts)
-            elif kind == PERSON_STOP:
-                # A person's stop closes the session as it stands, with no
-                # debounce or timeout the runner had not yet applied: the
-                # database already holds the person's close, and a replay of
-                # the history must end the same session the same way.
-                events = machine.manual_stop(ts, apply_deadlines=False)
-            else:
-                raise ValueError(f"not an input the runner takes: {kind}")
+        else:  # an online or offline notice, a person's start or stop
             taken = True
-            ts = machine.now if machine.now is not None else ts
+            if kind != ONLINE and machine.now is not None:
+                ts = machine.now
         if taken and history is not None:
             history.add(kind, ts, power_w, energy_wh, snapshot)
         return events

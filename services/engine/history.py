@@ -25,7 +25,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .machine import SNAPSHOT_VERSION, SessionStateMachine
+from .machine import (
+    SNAPSHOT_FLAGS,
+    SNAPSHOT_KEYS,
+    SNAPSHOT_VERSION,
+    SessionStateMachine,
+)
 from .types import (
     DetectorConfig,
     Event,
@@ -124,28 +129,8 @@ def _ints(
 
 
 # -- the state machine's snapshot in binary --------------------------------------
-_SNAP_KEYS = (
-    "last_ts",
-    "last_act",
-    "now",
-    "floor",
-    "power",
-    "cum_ws",
-    "cum_t",
-    "e_held",
-    "e_held_i",
-    "start",
-    "t_stop",
-    "wk_s",
-    "wk_from",
-    "i_start",
-    "e_first",
-    "i_first",
-    "e_in",
-    "e_bad",
-    "stop_energy",
-)
-_BOOL_KEYS = frozenset(("e_in", "e_bad"))
+_SNAP_KEYS = SNAPSHOT_KEYS
+_BOOL_KEYS = SNAPSHOT_FLAGS
 _STATES = tuple(State)
 _SNAP_STRUCT = struct.Struct(f"<B{len(_SNAP_KEYS)}d")
 
@@ -169,6 +154,22 @@ def _unpack_snapshot(data: bytes, pos: int) -> tuple[dict, int]:
         else:
             snap[key] = value
     return snap, pos + _SNAP_STRUCT.size
+
+
+# The one statement that stores sealed chunks (the runner's writer and the
+# demo history), and its rows (``binary``: the driver's bytea adapter).
+INSERT_CHUNKS = (
+    "INSERT INTO mqtt_power_chunk "
+    "(device_id, company_id, first_ts, last_ts, count, data) VALUES %s"
+)
+CHUNK_TEMPLATE = "(%s, %s, %s, %s, %s, %s::bytea)"
+
+
+def chunk_rows(chunks: list["Chunk"], binary: Any) -> list[tuple]:
+    return [
+        (c.device_id, c.company_id, c.first_ts, c.last_ts, c.count, binary(c.data))
+        for c in chunks
+    ]
 
 
 # -- writing ------------------------------------------------------------------------
@@ -368,20 +369,34 @@ def seed(records: Iterable[Record], config: DetectorConfig) -> SessionStateMachi
 
 def apply(machine: SessionStateMachine, record: Record) -> list[Event]:
     """Feed one record to ``machine`` as the engine did; returns its events."""
-    kind = record.kind
+    return step(machine, record.kind, record.ts, record.power_w, record.energy_wh)
+
+
+def step(
+    machine: SessionStateMachine,
+    kind: int,
+    ts: float,
+    power_w: float | None = None,
+    energy_wh: float | None = None,
+) -> list[Event]:
+    """One input of a kind to ``machine``: what each record kind means, for
+    the live engine (``DeviceRuntime.take``) and a replay alike."""
     if kind == READ:
-        assert record.power_w is not None
-        return machine.feed(record.ts, record.power_w, record.energy_wh)
+        assert power_w is not None
+        return machine.feed(ts, power_w, energy_wh)
     if kind == TICK:
-        return machine.tick(record.ts)
+        return machine.tick(ts)
     if kind == OFFLINE:
-        return machine.offline(record.ts)
+        return machine.offline(ts)
     if kind == MANUAL_START:
-        return machine.manual_start(record.ts)
+        return machine.manual_start(ts)
     if kind == PERSON_STOP:
-        return machine.manual_stop(record.ts, apply_deadlines=False)
+        # A person's stop closes the session as it stands, with no debounce
+        # or timeout the runner had not yet applied: the database already
+        # holds the person's close, and a replay must end it the same way.
+        return machine.manual_stop(ts, apply_deadlines=False)
     if kind == MANUAL_STOP:
-        return machine.manual_stop(record.ts)
+        return machine.manual_stop(ts)
     return []  # ONLINE: informational; SNAP: a checkpoint (a run's first)
 
 

@@ -84,6 +84,7 @@ Semantics, and the choices made where the contract is silent:
 """
 
 import math
+from typing import Final
 
 from .types import (
     MANUAL,
@@ -135,6 +136,12 @@ _SNAPSHOT_KEYS = {
     "_counter_reset": "e_bad",
     "_stop_energy": "stop_energy",
 }
+# The snapshot's keys, in the order of the history's binary snapshot record
+# (history.py), and those that hold a flag.
+SNAPSHOT_KEYS: Final = tuple(_SNAPSHOT_KEYS.values())
+SNAPSHOT_FLAGS: Final = frozenset(
+    _SNAPSHOT_KEYS[name] for name in ("_counter_inside", "_counter_reset")
+)
 # Times kept at -inf until first set (cheap comparisons), None in snapshots.
 _INF_FIELDS = frozenset(("_last_ts", "_last_activity", "_now", "_floor"))
 

@@ -5,6 +5,7 @@ returned here refers to a record or a cursor, so the worker thread can keep it.
 """
 
 import json
+from dataclasses import dataclass
 
 from ...models.mqtt_device import RUNNER_FIELDS
 from ...parsers import meter_kind
@@ -22,8 +23,24 @@ DEVICE_FIELDS = sorted(RUNNER_FIELDS - {"active"}) + [
 ]
 
 
-def load_connections(env):
-    """{id: dict(desired, settings, discovery, ...)} for every connection."""
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What the runner needs of one broker connection (primitives only)."""
+
+    name: str
+    desired: bool  # a runner should consume it (active, started, usable)
+    settings: ClientSettings | None
+    settings_error: str | None
+    discovery: bool
+    committed_mids: list[int]
+    company_id: int | None
+    heartbeat: float | None  # the last runner's, as a timestamp
+    discovered_waiting: int
+    restart_count: int
+
+
+def load_connections(env) -> dict[int, ConnectionInfo]:
+    """{id: ConnectionInfo} for every connection."""
     out = {}
     conns = env["mqtt.connection"].sudo().with_context(active_test=False).search([])
     waiting = dict(
@@ -35,24 +52,24 @@ def load_connections(env):
         )
     )
     for conn in conns:
+        settings: ClientSettings | None = None
+        error: str | None = None
         try:
             settings = ClientSettings(**conn._client_settings_values())
         except (TypeError, ValueError, UnicodeDecodeError) as exc:
-            settings, error = None, f"Invalid settings: {exc}"
-        else:
-            error = None
-        out[conn.id] = {
-            "name": conn.name,
-            "desired": bool(conn.active and conn.run_requested and settings),
-            "settings": settings,
-            "settings_error": error,
-            "discovery": conn.discovery_enabled,
-            "committed_mids": _mids(conn.committed_mids),
-            "company_id": conn.company_id.id or None,
-            "heartbeat": from_utc(conn.heartbeat) if conn.heartbeat else None,
-            "discovered_waiting": waiting.get(conn, 0),
-            "restart_count": conn.restart_count,
-        }
+            error = f"Invalid settings: {exc}"
+        out[conn.id] = ConnectionInfo(
+            name=conn.name,
+            desired=bool(conn.active and conn.run_requested and settings),
+            settings=settings,
+            settings_error=error,
+            discovery=conn.discovery_enabled,
+            committed_mids=_mids(conn.committed_mids),
+            company_id=conn.company_id.id or None,
+            heartbeat=from_utc(conn.heartbeat) if conn.heartbeat else None,
+            discovered_waiting=waiting.get(conn, 0),
+            restart_count=conn.restart_count,
+        )
     return out
 
 

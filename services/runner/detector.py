@@ -14,6 +14,7 @@ from ..engine.batch import (
     ContinueSession,
     OpenSession,
     SessionWork,
+    UpdateSession,
     closing,
 )
 
@@ -57,13 +58,13 @@ class SessionDetector:
             # A person may have closed it meanwhile: never reopen it.
             if sid and sid in running:
                 session = sessions.browse(sid)
-                if type(op) is CloseSession:
+                if isinstance(op, CloseSession):
                     del running[sid]
                     session._close_session(op.summary, ORIGIN_RUNNER)
                     # The ORM writes lazily: the database must see it closed
                     # before the next session of the machine is inserted.
                     session.flush_recordset()
-                else:
+                elif isinstance(op, UpdateSession):
                     session._update_session(op.summary)
             if type(op) is CloseSession:
                 sid = None

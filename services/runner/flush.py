@@ -1,7 +1,8 @@
 """Writing a batch: one transaction, retried until it commits, then the acks.
 
-Part of IotBridgeService (service.py), kept apart because it is the one place
-where delivery guarantees are decided.  A batch is
+A part of the database runner (database_runner.py, its ``flusher``), kept
+apart because it is the one place where delivery guarantees are decided.
+A batch is
 
 * retried on serialization conflicts, deadlocks and lost database
   connections (never half written, never written twice);
@@ -69,34 +70,43 @@ class _Attempt:
         self.resyncs = 0
 
 
-class BatchFlusher:
-    """Mixin of IotBridgeService: ``_flush`` and what it needs.
+class Flusher:
+    """Writes a database runner's batches: ``flush(batch)`` seals, writes
+    (retrying by the policy above), acknowledges.
 
-    Uses the service's ``dbname``, ``core``, ``owned``, ``node``, ``_stop``,
-    ``_release()`` and its flags (``_reload``, ``_db_error``,
-    ``_next_heartbeat``, ``flush_count``, ``flush_errors``)."""
+    Part of a ``DatabaseRunner`` (``runner``): it reads its engine, owned
+    connections, node and stop event, releases a connection taken over,
+    and asks it to reconcile (``runner.reload``) and to show its state at
+    once (``runner.next_heartbeat``)."""
 
-    def _flush(self, batch, heartbeat=False):
+    def __init__(self, runner):
+        self.runner = runner
+        self.count = 0  # batches written
+        self.errors = 0  # attempts that failed
+        self.db_error = False  # the form shows a write failing
+
+    def flush(self, batch, heartbeat=False):
         """Seal the batch, write it in one transaction (retrying), ack it.
 
         Returns the next (empty) batch."""
-        if batch.empty and (not heartbeat or not self.owned):
+        runner = self.runner
+        if batch.empty and (not heartbeat or not runner.owned):
             return batch
-        self.core.seal(batch)
-        batch.connections = self._connection_rows(batch)
+        runner.engine.seal(batch)
+        batch.connections = self.connection_rows(batch)
         result = self._write(batch)
         if result is None:
             return Batch()  # shutting down: unacked messages come again
-        self.flush_count += 1
-        self.core.committed(batch, result)
+        self.count += 1
+        runner.engine.committed(batch, result)
         self._ack(batch)
         if batch.quarantined:
-            self._reload = True  # the engine reloads those machines from the database
-        self._next_heartbeat = time.monotonic() + HEARTBEAT_EVERY_S
-        if self._db_error:  # recovered: the form must not keep the old error
-            self._db_error = False
-            self._next_heartbeat = 0.0
-            for owned in self.owned.values():
+            runner.reload = True  # the engine reloads those machines from there
+        runner.next_heartbeat = time.monotonic() + HEARTBEAT_EVERY_S
+        if self.db_error:  # recovered: the form must not keep the old error
+            self.db_error = False
+            runner.next_heartbeat = 0.0
+            for owned in runner.owned.values():
                 if (owned.last_error or "").startswith(DB_ERROR):
                     owned.last_error = None
         return Batch()
@@ -104,17 +114,18 @@ class BatchFlusher:
     def _write(self, batch):
         """Write ``batch`` until it commits; its WriteResult, or None when
         the runner stops first."""
+        runner = self.runner
         attempt = _Attempt()
         while True:
             try:
-                with Registry(self.dbname).cursor() as cr:
+                with Registry(runner.dbname).cursor() as cr:
                     env = api.Environment(cr, SUPERUSER_ID, {})
                     return write_batch(env, batch, isolate=attempt.isolate, known=KNOWN)
             except LostOwnership as exc:
                 _logger.warning("%s; dropping its uncommitted batch", exc)
                 for conn_id in exc.connection_ids:
-                    self._release(conn_id, stopped=False)
-                batch.drop_connections(exc.connection_ids, self.core.devices)
+                    runner.release(conn_id, stopped=False)
+                batch.drop_connections(exc.connection_ids, runner.engine.devices)
                 attempt.backoff.reset()
                 continue
             except RETRYABLE as exc:
@@ -123,8 +134,8 @@ class BatchFlusher:
                 if self._refused(batch, attempt, exc):
                     continue
             except Exception as exc:  # pylint: disable=broad-except
-                self.flush_errors += 1
-                if self._stop.is_set():
+                self.errors += 1
+                if runner.stopping.is_set():
                     _logger.warning(
                         "Stopping: the last batch of %d messages was not written "
                         "(%s); the broker sends its messages again",
@@ -141,7 +152,7 @@ class BatchFlusher:
                     attempt.isolate = True
                     continue
                 self._write_failing(batch, exc)
-            if self._stop.wait(attempt.backoff.next()):
+            if runner.stopping.wait(attempt.backoff.next()):
                 return None
 
     def _refused(self, batch, attempt, exc):
@@ -154,7 +165,7 @@ class BatchFlusher:
                 "Flush refused by the database (%s); resyncing the machines with it",
                 _reason(exc),
             )
-            self._reload = True
+            self.runner.reload = True
             self._resync_sessions(batch)
             return True
         if not attempt.isolate:
@@ -166,7 +177,7 @@ class BatchFlusher:
             )
             attempt.isolate = True
             return True
-        self.flush_errors += 1
+        self.errors += 1
         self._write_failing(batch, exc)
         return False
 
@@ -190,39 +201,41 @@ class BatchFlusher:
                 "retrying",
                 len(batch),
             )
-        for owned in self.owned.values():
+        for owned in self.runner.owned.values():
             owned.last_error = db_write_failing(reason[:200])
-        self._db_error = True
+        self.db_error = True
 
-    def _connection_rows(self, batch):
+    def connection_rows(self, batch):
+        """The owned connections' lines of ``batch`` (fencing token, state)."""
+        runner = self.runner
         rows = {}
-        for conn_id, owned in self.owned.items():
+        for conn_id, owned in runner.owned.items():
             mids = {m.mid for c, m, _d in batch.acks if c == conn_id and m.qos}
-            mids.update(self.core.committed_mids(conn_id))
+            mids.update(runner.engine.committed_mids(conn_id))
             rows[conn_id] = ConnectionRow(
                 token=owned.token,
-                node=self.node,
+                node=runner.node,
                 state=owned.state,
                 last_error=owned.last_error,
                 connected_at=owned.connected_at,
                 committed_mids=sorted(mids),
-                queue_depth=self.queue.qsize(),
+                queue_depth=runner.queue.qsize(),
             )
         return rows
 
     def _ack(self, batch):
         """Acknowledge the committed QoS 1 messages, one write per connection;
         a message that could not be acknowledged stays known as committed."""
-        by_connection = {}
+        by_connection: dict[int, list] = {}
         for conn_id, msg, _dev in batch.acks:
             if msg.qos:
                 by_connection.setdefault(conn_id, []).append(msg)
         for conn_id, msgs in by_connection.items():
-            owned = self.owned.get(conn_id)
+            owned = self.runner.owned.get(conn_id)
             acked = owned.client.ack_many(msgs) if owned is not None else []
             if len(acked) < len(msgs):
                 done = {id(m) for m in acked}
-                self.core.remember_unacked(
+                self.runner.engine.remember_unacked(
                     conn_id, [m.mid for m in msgs if id(m) not in done]
                 )
 
@@ -232,13 +245,14 @@ class BatchFlusher:
         batch keeps what it can still write (finished sessions, readings);
         a session it opened that the person's now replaces is written closed
         (``Fleet._sync_session``)."""
-        with Registry(self.dbname).cursor() as cr:
+        runner = self.runner
+        with Registry(runner.dbname).cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            configs = load_devices(env, list(self.owned))
+            configs = load_devices(env, list(runner.owned))
         for cfg in configs:
-            if cfg.id in self.core.devices:
-                self.core.upsert_device(cfg, batch)
-        self.core.seal(batch)
+            if cfg.id in runner.engine.devices:
+                runner.engine.upsert_device(cfg, batch)
+        runner.engine.seal(batch)
 
 
 def _reason(exc):

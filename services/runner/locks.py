@@ -62,9 +62,16 @@ class RunnerLocks:
                 _logger.debug("Closing the lock connection: %s", exc)
             self.cnx = None
 
+    @property
+    def _live(self):
+        """The open lock connection (LockConnectionLost when there is none)."""
+        if self.cnx is None:
+            raise LockConnectionLost("the lock connection is not open")
+        return self.cnx
+
     def try_lock(self, conn_id):
         try:
-            with self.cnx.cursor() as cur:
+            with self._live.cursor() as cur:
                 cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_KEY, conn_id))
                 return cur.fetchone()[0]
         except _LOST as exc:
@@ -83,10 +90,11 @@ class RunnerLocks:
         """Did a committed change of this database's configuration NOTIFY us?"""
         found = False
         try:
-            if select.select([self.cnx], [], [], 0)[0]:
-                self.cnx.poll()
-                found = any(n.payload == self.dbname for n in self.cnx.notifies)
-                self.cnx.notifies.clear()
+            cnx = self._live
+            if select.select([cnx], [], [], 0)[0]:
+                cnx.poll()
+                found = any(n.payload == self.dbname for n in cnx.notifies)
+                cnx.notifies.clear()
         except _LOST as exc:
             raise LockConnectionLost(str(exc)) from exc
         return found
@@ -94,7 +102,7 @@ class RunnerLocks:
     def revision_changed(self):
         """Has the configuration revision moved (also before its commit)?"""
         try:
-            with self.cnx.cursor() as cur:
+            with self._live.cursor() as cur:
                 cur.execute(
                     sql.SQL("SELECT last_value FROM {}").format(
                         sql.Identifier(REV_SEQUENCE)

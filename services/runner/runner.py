@@ -1,4 +1,4 @@
-"""MqttRunner: finds the databases to serve and keeps one bridge per database.
+"""MqttRunner: finds the databases to serve and keeps one database runner per database.
 
 How the runner lives inside Odoo (the shape of OCA queue_job's jobrunner):
 
@@ -12,7 +12,7 @@ How the runner lives inside Odoo (the shape of OCA queue_job's jobrunner):
   never run it.  ``--stop-after-init`` (install, update, tests) never starts it.
 * Several servers on one database may all run it: each broker connection is
   consumed by exactly one of them (advisory lock + fencing token, see
-  service.py); another takes over within seconds when it dies.
+  database_runner.py); another takes over within seconds when it dies.
 
 Configuration (environment first, then the ``[open_workshop_mqtt]`` section
 of the Odoo configuration file):
@@ -35,7 +35,7 @@ from odoo import sql_db
 from odoo.service import db as db_service
 from odoo.tools import config
 
-from .service import IotBridgeService, RunnerSettings
+from .database_runner import DatabaseRunner, RunnerSettings
 
 _logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class MqttRunner:
     def __init__(self, databases=None, settings=None):
         self.databases = databases  # None: discover
         self.settings = settings or RunnerSettings()
-        self.bridges = {}
+        self.runners = {}
         self._stop = threading.Event()
 
     @classmethod
@@ -92,28 +92,28 @@ class MqttRunner:
         )
         while not self._stop.is_set():
             try:
-                self._sync_bridges()
+                self._sync_runners()
             except Exception:
                 _logger.exception("MQTT runner: scanning databases failed")
             self._stop.wait(DB_SCAN_EVERY_S)
-        for bridge in self.bridges.values():
-            bridge.stop()
+        for runner in self.runners.values():
+            runner.stop()
         _logger.info("MQTT runner %s stopped", self.settings.node)
 
     def stop(self):
         self._stop.set()
 
-    def _sync_bridges(self):
+    def _sync_runners(self):
         wanted = set(self._databases())
-        for dbname in list(self.bridges):
+        for dbname in list(self.runners):
             if dbname not in wanted:
-                self.bridges.pop(dbname).stop()
+                self.runners.pop(dbname).stop()
         for dbname in wanted:
-            bridge = self.bridges.get(dbname)
-            if bridge is None or not bridge.alive:
-                bridge = IotBridgeService(dbname, self.settings)
-                self.bridges[dbname] = bridge
-                bridge.start()
+            runner = self.runners.get(dbname)
+            if runner is None or not runner.alive:
+                runner = DatabaseRunner(dbname, self.settings)
+                self.runners[dbname] = runner
+                runner.start()
 
     def _databases(self):
         names = self.databases or db_service.list_dbs(True)

@@ -26,8 +26,9 @@ from psycopg2 import Binary, IntegrityError
 from psycopg2.extras import execute_values
 
 from ...models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
+from ..engine import history
 from ..engine.batch import Batch, RawRow, WriteResult
-from ..engine.core import MAX_DISCOVERED, one_line
+from ..engine.engine import MAX_DISCOVERED, one_line
 from ..engine.timebase import to_utc
 from ..mqtt.texts import Text
 from .detector import SessionDetector, SessionsChanged
@@ -238,20 +239,9 @@ def _insert_chunks(cr, chunks):
     if chunks:
         execute_values(
             cr._obj,
-            "INSERT INTO mqtt_power_chunk "
-            "(device_id, company_id, first_ts, last_ts, count, data) VALUES %s",
-            [
-                (
-                    c.device_id,
-                    c.company_id,
-                    c.first_ts,
-                    c.last_ts,
-                    c.count,
-                    Binary(c.data),
-                )
-                for c in chunks
-            ],
-            template="(%s, %s, %s, %s, %s, %s::bytea)",
+            history.INSERT_CHUNKS,
+            history.chunk_rows(chunks, Binary),
+            template=history.CHUNK_TEMPLATE,
         )
 
 
@@ -301,7 +291,7 @@ def _insert_raw(env, rows):
 def _write_quarantined(env, batch):
     """Quarantined machines: each of their frames an ``error`` row, the machine
     flagged; returns {connection id: frames} to count as errors."""
-    errors = Counter()
+    errors: Counter[int] = Counter()
     if not batch.quarantined:
         return errors
     cr = env.cr

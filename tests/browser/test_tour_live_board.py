@@ -25,7 +25,7 @@ from odoo.tests import HttpCase, tagged
 from odoo.addons.bus.models.bus import channel_with_db, dispatch, hashable
 from odoo.addons.bus.websocket import WebsocketConnectionHandler
 
-from ...services.runner.service import IotBridgeService, RunnerSettings
+from ...services.runner.database_runner import DatabaseRunner, RunnerSettings
 
 BROKER = ("127.0.0.1", 1883)
 
@@ -92,7 +92,7 @@ class TestLiveBoardTour(HttpCase):
         group = self.env.ref("open_workshop_mqtt.group_user")
         self.channel = hashable(channel_with_db(self.registry.db_name, group))
         self.stop = threading.Event()
-        self.service = IotBridgeService(
+        self.service = DatabaseRunner(
             self.env.cr.dbname, RunnerSettings(flush_interval_s=0.1, node="tour-runner")
         )
         self.service.start()

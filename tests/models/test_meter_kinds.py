@@ -12,7 +12,7 @@ from odoo.tests import tagged
 from ...parsers import FILTER, METER_KINDS, GenericJsonParser, MeterKind
 from ...parsers.generic_parser import subscriptions
 from ...services.engine.batch import Batch
-from ...services.engine.core import Engine
+from ...services.engine.engine import Engine
 from ...services.mqtt.inbound import InboundMessage
 from ...services.runner.config import load_devices
 from ..common import WorkshopCase

@@ -149,7 +149,7 @@ class TestRecompute(RunnerCase):
         for _ in range(10):
             self.frame(t, 600.0)
             t += 1.0
-        self.service.core.devices[self.device.id].progress_due = True
+        self.service.engine.devices[self.device.id].progress_due = True
         self.flush()
         self.assertEqual(self.device.running_session_id, running)
         self.assertGreater(running.working_duration_s, 30.0)

@@ -151,7 +151,7 @@ class TestSecretsNeverShow(WorkshopCase):
 
     def test_what_the_runner_holds_never_prints_the_password(self):
         info = load_connections(self.env)[self.connection.id]
-        settings = info["settings"]
+        settings = info.settings
         self.assertEqual(settings.password, WRONG)
         texts = [repr(info), str(info), repr(settings)]
         untrusted = ssl.SSLCertVerificationError(1, "certificate verify failed")

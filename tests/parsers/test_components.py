@@ -16,8 +16,8 @@ import pytest
 from ...parsers import NotAReading, ShellyGen2Parser, make_parser, poll_request
 from ...parsers.shelly_rpc import profile_of
 from ...services.engine.batch import Batch
-from ...services.engine.core import Engine
 from ...services.engine.device import DeviceConfig
+from ...services.engine.engine import Engine
 from ...services.engine.types import DetectorConfig
 from ...services.mqtt.inbound import InboundMessage
 

@@ -33,8 +33,8 @@ from ....services.engine.batch import (
     WriteResult,
     closing,
 )
-from ....services.engine.core import Engine
 from ....services.engine.device import DeviceConfig
+from ....services.engine.engine import Engine
 from ....services.engine.types import MANUAL, DetectorConfig, SessionSummary
 from ....services.mqtt.inbound import InboundMessage
 
@@ -285,7 +285,7 @@ class Runner:
         return msg
 
     def flush(self):
-        """``BatchFlusher._flush``: seal, write; on a refusal resync (at most
+        """``Flusher.flush``: seal, write; on a refusal resync (at most
         MAX_RESYNCS times), then write each machine apart."""
         batch = self.batch
         self.engine.seal(batch)

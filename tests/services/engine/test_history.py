@@ -186,7 +186,7 @@ def person(run, kind, dev):
     which the runner's device clock follows); a start is refused while a
     session runs."""
     run.clock.now += 0.5
-    now = h.grid(run.engine._virtual_now(run.engine.devices[dev]))
+    now = h.grid(run.engine.fleet.virtual_now(run.engine.devices[dev]))
     if kind.endswith("start"):
         run.db.person_start(dev, now)
     else:

@@ -354,7 +354,7 @@ def test_open_session_energy_grows_with_the_held_power_after_the_last_sample():
 
 def test_a_version_1_snapshot_is_refused():
     """Version 1 (counter-only energy) is no longer read: the engine starts
-    that machine fresh and logs why (tests/services/engine/test_core.py)."""
+    that machine fresh and logs why (tests/services/engine/test_engine.py)."""
     snap = SessionStateMachine(DetectorConfig()).snapshot()
     with pytest.raises(ValueError, match="unsupported session snapshot version 1"):
         SessionStateMachine.restore(DetectorConfig(), {**snap, "version": 1})

@@ -2,7 +2,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """A database runner without threads or a broker, for the runner's tests.
 
-``IotBridgeService._flush`` opens ``Registry(db).cursor()``, which test mode
+``DatabaseRunner.flusher.flush`` opens ``Registry(db).cursor()``, which test mode
 turns into a cursor on the test's transaction; messages are handed to the
 engine directly and acknowledgements land in a stand-in client.
 """
@@ -12,7 +12,7 @@ import json
 from ....services.engine.batch import Batch
 from ....services.mqtt.inbound import InboundMessage
 from ....services.runner.config import load_connections, load_devices
-from ....services.runner.service import IotBridgeService, _Owned
+from ....services.runner.database_runner import DatabaseRunner, _Owned
 from ...common import WorkshopCase
 
 T0 = 1_780_000_000.0
@@ -52,20 +52,20 @@ class RunnerCase(WorkshopCase):
         super().setUp()
         self.registry.enter_test_mode(self.cr)
         self.addCleanup(self.registry.leave_test_mode)
-        self.service = IotBridgeService(self.env.cr.dbname)
+        self.service = DatabaseRunner(self.env.cr.dbname)
         self.client = FakeClient()
         info = load_connections(self.env)[self.connection.id]
         self.service.owned[self.connection.id] = _Owned(
             self.connection.id, info, "token-1", self.client
         )
         self.service.owned[self.connection.id].state = "connected"
-        core = self.service.core
-        core.add_connection(self.connection.id, "owm-test", discovery=True)
-        core.connection_up(self.connection.id, session_present=False)
+        engine = self.service.engine
+        engine.add_connection(self.connection.id, "owm-test", discovery=True)
+        engine.connection_up(self.connection.id, session_present=False)
         self.mid = 0
         self.batch = Batch()
         for cfg in load_devices(self.env, [self.connection.id]):
-            core.upsert_device(cfg, self.batch)
+            engine.upsert_device(cfg, self.batch)
 
     def frame(self, ts, watts, prefix=None):
         prefix = prefix or self.device.topic_prefix
@@ -80,10 +80,10 @@ class RunnerCase(WorkshopCase):
         msg = InboundMessage(
             f"{prefix}/events/rpc", payload, 1, self.mid, False, False, ts, 1
         )
-        self.service.core.handle(self.connection.id, msg, self.batch)
+        self.service.engine.handle(self.connection.id, msg, self.batch)
 
     def flush(self):
-        self.batch = self.service._flush(self.batch)
+        self.batch = self.service.flusher.flush(self.batch)
         self.env.invalidate_all()
 
     def sessions(self, device=None):

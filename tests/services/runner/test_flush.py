@@ -52,7 +52,7 @@ class TestNothingStallsTheRunner(RunnerCase):
 
     @pytest.mark.log_exceptions
     def test_a_frame_that_meets_a_bug(self):
-        parser = self.service.core.devices[self.device.id].parser
+        parser = self.service.engine.devices[self.device.id].parser
         with patch.object(parser, "parse", side_effect=ZeroDivisionError("parser bug")):
             self.play()
             self.flush()
@@ -92,12 +92,12 @@ class TestNothingStallsTheRunner(RunnerCase):
         )
         self.assertEqual(self.client.acked, list(range(1, 2 * len(PATTERN) + 1)))
         self.assertEqual(self.connection.stat_errors, len(PATTERN))
-        self.assertNotIn(self.device.id, self.service.core.devices)
-        self.assertTrue(self.service._reload)
+        self.assertNotIn(self.device.id, self.service.engine.devices)
+        self.assertTrue(self.service.reload)
         # Once the bug is gone, the machine's next readings count again (the
         # reconcile the flag asks for reloads it as this does).
         for cfg in load_devices(self.env, [self.connection.id]):
-            self.service.core.upsert_device(cfg, self.batch)
+            self.service.engine.upsert_device(cfg, self.batch)
         self.frame(T0 + 100, 500.0)
         self.frame(T0 + 110, 500.0)
         self.flush()
@@ -136,14 +136,14 @@ class TestNothingStallsTheRunner(RunnerCase):
         with patch.object(flush, "write_batch", lost_twice):
             self.flush()
         self.assertEqual(calls, [False, False, False])
-        self.assertEqual(self.service.flush_errors, 2)
+        self.assertEqual(self.service.flusher.errors, 2)
         self.assertEqual(len(self.raw_rows(self.other, "reading")), len(PATTERN))
         # Recovered: the form does not keep the error.
         self.assertFalse(self.service.owned[self.connection.id].last_error)
 
     def test_a_stop_leaves_a_failing_batch_unacknowledged(self):
         self.play()
-        self.service._stop.set()
+        self.service.stopping.set()
         with patch.object(
             flush,
             "write_batch",
@@ -194,7 +194,7 @@ class TestARefusedWriteStaysWithItsMachine(RunnerCase):
         self.assertGreaterEqual(person.start_ts, auto.end_ts)
         self.assertEqual(self.device.running_session_id, person)
         self.assertEqual(
-            self.service.core.devices[self.device.id].session_id, person.id
+            self.service.engine.devices[self.device.id].session_id, person.id
         )
         self.assertFalse(self.device.fault)
         self.assertEqual(len(self.sessions(self.other)), 1)
@@ -230,4 +230,4 @@ class TestARefusedWriteStaysWithItsMachine(RunnerCase):
         self.assertIn("UniqueViolation", self.device.fault)
         self.assertEqual(self.connection.stat_errors, len(PATTERN))
         self.assertFalse(self.sessions())
-        self.assertNotIn(self.device.id, self.service.core.devices)
+        self.assertNotIn(self.device.id, self.service.engine.devices)

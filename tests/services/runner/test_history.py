@@ -49,13 +49,13 @@ class TestHistoryWriter(RunnerCase):
         self.assertGreater(len(chunks), 2)
         self.assertTrue(self.device._history_tail())
         # A restart: a new engine from what the database holds.
-        self.service.core.remove_connection(self.connection.id)
-        core = self.service.core
-        core.add_connection(self.connection.id, "owm-test", discovery=True)
-        core.connection_up(self.connection.id, session_present=False)
+        self.service.engine.remove_connection(self.connection.id)
+        engine = self.service.engine
+        engine.add_connection(self.connection.id, "owm-test", discovery=True)
+        engine.connection_up(self.connection.id, session_present=False)
         self.batch = Batch()
         for cfg in load_devices(self.env, [self.connection.id]):
-            core.upsert_device(cfg, self.batch)
+            engine.upsert_device(cfg, self.batch)
         for n in range(1500, 1600):
             self.frame(T0 + n, 300.0)
         self.flush()
@@ -75,10 +75,10 @@ class TestHistoryWriter(RunnerCase):
         self.assertEqual(machine.session.start_time, running.start_ts)
 
     def test_a_machine_without_history_keeps_none(self):
-        self.service.core.history = False
+        self.service.engine.fleet.history = False
         other = self.make_device("Drill", "shellypmminig3-0000000000dd")
         cfg = load_devices(self.env, [self.connection.id])
-        self.service.core.upsert_device(
+        self.service.engine.upsert_device(
             next(c for c in cfg if c.id == other.id), self.batch
         )
         self.frame(T0, 500.0, prefix=other.topic_prefix)

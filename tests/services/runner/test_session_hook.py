@@ -92,7 +92,7 @@ class TestTheHookOnEveryPath(RunnerCase):
             self.assertEqual(second.state, "running")
         self.assertEqual(self.client.acked, list(range(1, 2 * len(CYCLE) + 1)))
         self.assertFalse(self.device.fault)
-        self.assertIn(self.device.id, self.service.core.devices)
+        self.assertIn(self.device.id, self.service.engine.devices)
         self.assertEqual(len(self.raw_rows(self.device, "reading")), len(CYCLE))
         # The other machine's reaction ran; this one's is kept and counted.
         trap.assert_closed(self.sessions(self.other)[0], "runner")

@@ -1,6 +1,6 @@
 # Copyright 2026 Open Workshop MQTT developers
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""The batch writer through the runner's own code path: IotBridgeService._flush
+"""The batch writer through the runner's own code path: DatabaseRunner.flusher.flush
 opens ``Registry(db).cursor()``, which test mode turns into a cursor on this
 test's transaction.  No threads, no broker: messages are handed in directly."""
 
@@ -67,7 +67,7 @@ class TestFlushWriter(RunnerCase):
         self.assertEqual(len(session), 1)
         # Lose the runner's memory of it (as after a crash before the commit
         # of the device row): the same start comes again.
-        self.service.core.devices[self.device.id].session_id = None
+        self.service.engine.devices[self.device.id].session_id = None
         self.batch.session_work(self.device.id, self.device.name, None).ops.append(
             OpenSession(T0, False)
         )
@@ -84,7 +84,7 @@ class TestFlushWriter(RunnerCase):
         person = self.device.running_session_id
         person.write({"start_ts": T0 + 60, "start_time": to_utc(T0 + 60)})
         for cfg in load_devices(self.env, [self.connection.id]):
-            self.service.core.upsert_device(cfg, self.batch)
+            self.service.engine.upsert_device(cfg, self.batch)
         self.flush()
         (auto,) = self.sessions() - person
         self.assertEqual(
@@ -93,7 +93,7 @@ class TestFlushWriter(RunnerCase):
         self.assertEqual(person.state, "running")
         self.assertEqual(self.device.running_session_id, person)
         self.assertEqual(
-            self.service.core.devices[self.device.id].session_id, person.id
+            self.service.engine.devices[self.device.id].session_id, person.id
         )
 
     def test_a_session_closed_by_hand_is_not_reopened(self):
@@ -106,7 +106,7 @@ class TestFlushWriter(RunnerCase):
         end = session.end_ts
         self.frame(T0 + 10, 520.0)
         # The runner still holds it open and writes its progress: refused.
-        self.service.core.devices[self.device.id].progress_due = True
+        self.service.engine.devices[self.device.id].progress_due = True
         self.flush()
         self.assertEqual(session.state, "closed")
         self.assertEqual(session.end_ts, end)
@@ -116,8 +116,8 @@ class TestFlushWriter(RunnerCase):
         self.frame(T0, 500.0)
         self.connection.runner_token = "another-runner"
         self.env.flush_all()
-        self.service.core.seal(self.batch)
-        self.batch.connections = self.service._connection_rows(self.batch)
+        self.service.engine.seal(self.batch)
+        self.batch.connections = self.service.flusher.connection_rows(self.batch)
         with self.assertRaises(LostOwnership), self.cr.savepoint():
             write_batch(self.env, self.batch)
         self.assertFalse(self.env["mqtt.message"].search_count([]))

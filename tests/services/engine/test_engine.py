@@ -12,8 +12,8 @@ from ....services.engine.batch import (
     UpdateSession,
     WriteResult,
 )
-from ....services.engine.core import SAME_INSTANT, Engine
 from ....services.engine.device import DeviceConfig
+from ....services.engine.engine import SAME_INSTANT, Engine
 from ....services.engine.types import DetectorConfig
 from ....services.mqtt.inbound import InboundMessage
 from ... import fixtures

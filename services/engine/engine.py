@@ -1,10 +1,12 @@
 """The engine: MQTT messages in, one sealed batch of database changes out.
 
-Pure (the database runner, ``services/runner/service.py``, owns threads,
+Pure (the database runner, ``services/runner/database_runner.py``, owns threads,
 cursors and locks): this is the logic that decides what a message means, so
 it is tested without a server.  One instance per database, used by one
-thread.  Connections, machines and routes are in fleet.py; the batch it
-fills is the contract with the writer (batch.py).
+thread.  It keeps a fleet (fleet.py: connections, machines, routes, the
+device clock) and aligns machines with the database's sessions
+(alignment.py); the batch it fills is the contract with the writer
+(batch.py).
 
 No frame can stall it: each is handled under its own guard; an unexpected
 exception is logged with its traceback (once per machine and kind), the
@@ -32,16 +34,17 @@ from ...parsers import (
     poll_request,
     reply_route,
 )
+from .alignment import align
 from .batch import (
     Batch,
     CloseSession,
-    InboundMessage,
+    Message,
     OpenSession,
     RawRow,
     UpdateSession,
     WriteResult,
 )
-from .device import DeviceRuntime
+from .device import DeviceConfig, DeviceRuntime
 from .fleet import MAX_DISCOVERED, Fleet
 from .history import GRID_S, OFFLINE, ONLINE, READ, TICK, grid
 from .types import Event, SessionClosed, SessionOpened
@@ -59,7 +62,7 @@ PROGRESS_EVERY_S = 30.0  # running sessions' durations (the board counts live)
 NOTIFY_EVERY_S = 1.0
 
 
-class Engine(Fleet):
+class Engine:
     """Routes, parses and detects for every machine of the owned connections."""
 
     def __init__(
@@ -69,13 +72,84 @@ class Engine(Fleet):
         history: bool = True,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(limits, clock, history, wall)
+        self.fleet = Fleet(limits, clock, history, wall)
+        self.limits = self.fleet.limits
+        self.clock = clock
+        self.devices = self.fleet.devices  # the fleet's, by id
+        self.active = self.fleet.active  # machines that can change by themselves
+        # request id -> (device id, monotonic) of the polls sent
+        self._pending_polls: dict[int, tuple[int, float]] = {}
         self._to_notify: set[int] = set()
         self._notified_at = -1e9
         self._fault_logged: set[tuple[int | None, str]] = set()  # (machine, type)
 
+    # -- connections and machines (the fleet's, kept in line) ---------------
+    def add_connection(
+        self,
+        conn_id: int,
+        client_id: str,
+        discovery: bool,
+        committed_mids: Iterable[int] = (),
+        unheard_s: float | None = None,
+        company_id: int | None = None,
+        discovered_waiting: int = 0,
+    ) -> None:
+        """Own a connection (``Fleet.add_connection``)."""
+        self.fleet.add_connection(
+            conn_id,
+            client_id,
+            discovery,
+            committed_mids,
+            unheard_s,
+            company_id,
+            discovered_waiting,
+        )
+
+    def remove_connection(self, conn_id: int) -> None:
+        self.fleet.remove_connection(conn_id)
+
+    def set_discovery(self, conn_id: int, discovery: bool, waiting: int = 0) -> None:
+        self.fleet.set_discovery(conn_id, discovery, waiting)
+
+    def connection_up(self, conn_id: int, session_present: bool) -> None:
+        self.fleet.connection_up(conn_id, session_present)
+
+    def connection_down(self, conn_id: int) -> None:
+        self.fleet.connection_down(conn_id)
+
+    def committed_mids(self, conn_id: int) -> list[int]:
+        return self.fleet.committed_mids(conn_id)
+
+    def subscriptions(self, conn_id: int) -> list[str]:
+        return self.fleet.subscriptions(conn_id)
+
+    def upsert_device(self, cfg: DeviceConfig, batch: Batch) -> DeviceRuntime:
+        """Add or update a machine from its configuration and bring its
+        session in line with the database's (alignment.py)."""
+        dev = self.fleet.configure(cfg)
+        now = self.fleet.virtual_now(dev)
+        if align(dev, cfg, batch, now, self._apply_events):
+            self._mark(dev, batch)
+        self.fleet.track(dev)
+        return dev
+
+    def remove_device(self, dev_id: int, batch: Batch) -> None:
+        """A machine left (archived, deleted, moved off an owned connection)."""
+        dev = self.devices.get(dev_id)
+        if dev is None:
+            return
+        if dev.state_machine.session is not None:
+            # Close what we still hold open: a manager removed the machine.
+            now = self.fleet.virtual_now(dev)
+            self._apply_events(dev, dev.state_machine.manual_stop(now), batch)
+        self.fleet.forget(dev)
+
+    def _mark(self, dev: DeviceRuntime, batch: Batch) -> None:
+        """The machine's live row goes into this flush."""
+        batch.dirty.add(dev.id)
+
     # -- messages ---------------------------------------------------------
-    def handle(self, conn_id: int, msg: InboundMessage, batch: Batch) -> None:
+    def handle(self, conn_id: int, msg: Message, batch: Batch) -> None:
         """Process one inbound message into ``batch``; never raises."""
         stats = batch.stats[conn_id]
         stats["received"] += 1
@@ -92,10 +166,10 @@ class Engine(Fleet):
             batch.acks.append((conn_id, msg, dev_id))
 
     def _process(
-        self, conn_id: int, msg: InboundMessage, batch: Batch, stats: Counter
+        self, conn_id: int, msg: Message, batch: Batch, stats: Counter
     ) -> int | None:
         """What the message means; returns the machine it was routed to."""
-        committed = self._committed.get(conn_id)
+        committed = self.fleet.committed.get(conn_id)
         if committed is not None and msg.mid in committed:
             if msg.dup:
                 stats["duplicates"] += 1
@@ -103,7 +177,7 @@ class Engine(Fleet):
                 return None
             committed.discard(msg.mid)  # the broker reused it: our ack arrived
         now = self.clock()
-        last = self._last_msg.get(conn_id)
+        last = self.fleet.last_msg.get(conn_id)
         if (
             last is not None
             and now - last[2] <= DUP_WINDOW_S
@@ -112,8 +186,8 @@ class Engine(Fleet):
         ):
             stats["duplicates"] += 1
             return None
-        self._last_msg[conn_id] = (msg.topic, msg.payload, now)
-        router = self._routers.get(conn_id)
+        self.fleet.last_msg[conn_id] = (msg.topic, msg.payload, now)
+        router = self.fleet.routers.get(conn_id)
         ids = router.match(msg.topic) if router is not None else []
         if not ids:
             self._unmatched(conn_id, msg, batch, now)
@@ -125,7 +199,7 @@ class Engine(Fleet):
         return dev.id
 
     def _frame_failed(
-        self, conn_id: int, msg: InboundMessage, batch: Batch, exc: Exception
+        self, conn_id: int, msg: Message, batch: Batch, exc: Exception
     ) -> int | None:
         """A frame met an unexpected exception: log it (its traceback once per
         machine and exception type), keep it as an ``error`` raw row, flag
@@ -154,13 +228,13 @@ class Engine(Fleet):
     def _route_quietly(self, conn_id: int, topic: str) -> DeviceRuntime | None:
         """The machine a topic belongs to, or None (never raises)."""
         try:
-            router = self._routers.get(conn_id)
+            router = self.fleet.routers.get(conn_id)
             ids = router.match(topic) if router is not None else []
             return self.devices.get(ids[0]) if ids else None
         except Exception:  # pylint: disable=broad-except
             return None
 
-    def _unsolicited(self, dev: DeviceRuntime, msg: InboundMessage) -> bool:
+    def _unsolicited(self, dev: DeviceRuntime, msg: Message) -> bool:
         """Whether ``msg`` is a reply on the machine's reply topic that
         answers no request we sent it (taken off the pending ones if it does)."""
         if dev.reply_src is None or msg.topic != dev.reply_src + "/rpc":
@@ -178,7 +252,7 @@ class Engine(Fleet):
         self,
         dev: DeviceRuntime,
         conn_id: int,
-        msg: InboundMessage,
+        msg: Message,
         batch: Batch,
         now: float,
     ) -> None:
@@ -288,7 +362,7 @@ class Engine(Fleet):
                 dev.state_changed = True
         if events:
             self._mark(dev, batch)
-            self._track(dev)
+            self.fleet.track(dev)
 
     def _clock_refused(self, dev: DeviceRuntime, now: float) -> None:
         """Say (at most once a minute per machine) that its clock is off."""
@@ -307,7 +381,7 @@ class Engine(Fleet):
         self,
         dev: DeviceRuntime,
         conn_id: int,
-        msg: InboundMessage,
+        msg: Message,
         exc: RejectedPayload,
         batch: Batch,
         now: float,
@@ -332,36 +406,34 @@ class Engine(Fleet):
             if dev.cfg.log_raw:
                 self._raw(batch, conn_id, dev, msg, "rejected", exc, None, None)
 
-    def _unmatched(
-        self, conn_id: int, msg: InboundMessage, batch: Batch, now: float
-    ) -> None:
+    def _unmatched(self, conn_id: int, msg: Message, batch: Batch, now: float) -> None:
         batch.stats[conn_id]["unmatched"] += 1
-        if self._discovery.get(conn_id) and msg.topic.endswith("/events/rpc"):
+        if self.fleet.discovery.get(conn_id) and msg.topic.endswith("/events/rpc"):
             self._discover(conn_id, msg, batch)
         key = (conn_id, msg.topic)
-        if now - self._unmatched_logged.get(key, -1e9) >= UNMATCHED_LOG_EVERY_S:
-            if len(self._unmatched_logged) > 10_000:
-                self._unmatched_logged.clear()
-            self._unmatched_logged[key] = now
+        if now - self.fleet.unmatched_logged.get(key, -1e9) >= UNMATCHED_LOG_EVERY_S:
+            if len(self.fleet.unmatched_logged) > 10_000:
+                self.fleet.unmatched_logged.clear()
+            self.fleet.unmatched_logged[key] = now
             self._raw(
                 batch, conn_id, None, msg, "unmatched", None, None, None, problem=True
             )
 
-    def _discover(self, conn_id: int, msg: InboundMessage, batch: Batch) -> None:
+    def _discover(self, conn_id: int, msg: Message, batch: Batch) -> None:
         """Propose an unknown Shelly as a discovered machine, while fewer than
         MAX_DISCOVERED of the connection's proposals wait for a manager."""
         prefix = msg.topic[: -len("/events/rpc")]
-        seen = self._discovered_seen.setdefault(conn_id, set())
+        seen = self.fleet.discovered_seen.setdefault(conn_id, set())
         if prefix in seen or not prefix:
             return
         route = _peek_src(msg.payload)
         if route is None:
             return
         src, component = route
-        waiting = self._discovered_waiting.get(conn_id, 0) + len(seen)
+        waiting = self.fleet.discovered_waiting.get(conn_id, 0) + len(seen)
         if waiting >= MAX_DISCOVERED:
-            if conn_id not in self._discovery_full:  # say it once
-                self._discovery_full.add(conn_id)
+            if conn_id not in self.fleet.discovery_full:  # say it once
+                self.fleet.discovery_full.add(conn_id)
                 _logger.warning(
                     "Connection %s: %d discovered Shelly devices wait for a "
                     "manager; ignoring further ones until they are confirmed "
@@ -383,7 +455,7 @@ class Engine(Fleet):
         batch: Batch,
         conn_id: int,
         dev: DeviceRuntime | None,
-        msg: InboundMessage,
+        msg: Message,
         status: str,
         detail: str | RejectedPayload | None,
         ts: float | None,
@@ -396,7 +468,7 @@ class Engine(Fleet):
             batch.problem_rows += 1
         if detail is not None and not isinstance(detail, str):
             detail = f"{detail.code}: {detail.detail}"[:250]
-        company = dev.cfg.company_id if dev else self._company.get(conn_id)
+        company = dev.cfg.company_id if dev else self.fleet.company.get(conn_id)
         batch.raw_rows.append(
             RawRow(
                 conn_id,
@@ -416,9 +488,9 @@ class Engine(Fleet):
         for dev_id in list(self.active):
             dev = self.devices[dev_id]
             deadline = dev.state_machine.next_deadline()
-            if deadline is None or dev.connection_id not in self._up_since:
+            if deadline is None or dev.connection_id not in self.fleet.up_since:
                 continue
-            now = self._virtual_now(dev)
+            now = self.fleet.virtual_now(dev)
             if now >= deadline + TICK_GRACE_S:
                 self._apply_events(dev, dev.take(TICK, grid(now)), batch)
 
@@ -431,7 +503,7 @@ class Engine(Fleet):
             if (
                 not interval
                 or dev.reply_src is None
-                or dev.connection_id not in self._up_since
+                or dev.connection_id not in self.fleet.up_since
                 or now - max(dev.last_recv_mono, dev.last_poll_mono) < interval
             ):
                 continue
@@ -520,15 +592,15 @@ class Engine(Fleet):
         else:
             self._to_notify.update(batch.dirty)
         for conn_id, mids in batch.done_mids.items():
-            self._committed.get(conn_id, set()).difference_update(mids)
+            self.fleet.committed.get(conn_id, set()).difference_update(mids)
         for dev_id in batch.quarantined:
             # Its state here ran ahead of the database: reload it from there.
             dev = self.devices.get(dev_id)
             if dev is not None:
-                self._forget_device(dev)
+                self.fleet.forget(dev)
 
     def remember_unacked(self, conn_id: int, mids: Iterable[int]) -> None:
-        self._committed.setdefault(conn_id, set()).update(mids)
+        self.fleet.committed.setdefault(conn_id, set()).update(mids)
 
 
 def one_line(exc: BaseException) -> str:

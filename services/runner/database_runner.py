@@ -1,4 +1,4 @@
-"""IotBridgeService: the database runner, the MQTT runner of one database.
+"""DatabaseRunner: the database runner, the MQTT runner of one database.
 
 One thread per database owns everything mutable (the engine, the batch, the
 MQTT clients' subscriptions); paho network threads only enqueue.
@@ -18,6 +18,7 @@ connection row, so a redelivery of an already committed message is skipped.
 """
 
 import dataclasses
+import functools
 import logging
 import os
 import queue
@@ -25,6 +26,7 @@ import socket
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 import psycopg2
 
@@ -32,13 +34,13 @@ from odoo import SUPERUSER_ID, api
 from odoo.modules.registry import Registry
 
 from ..engine.batch import Batch
-from ..engine.core import Engine
+from ..engine.engine import Engine
 from ..engine.fleet import LIVE_LIMITS
 from ..mqtt import client as mqtt_client
 from ..mqtt.backoff import Backoff
 from ..mqtt.inbound import InboundMessage
 from .config import load_connections, load_devices
-from .flush import BatchFlusher
+from .flush import Flusher
 from .locks import LockConnectionLost, RunnerLocks
 
 _logger = logging.getLogger(__name__)
@@ -47,6 +49,23 @@ RECONCILE_EVERY_S = 30.0  # safety net; NOTIFY and the revision make it ~instant
 TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connections
 REV_POLL_S = 1.0
 HOUSEKEEPING_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A message of an owned connection, from its network thread."""
+
+    conn_id: int
+    msg: InboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """An owned connection's new state (and why), from its network thread."""
+
+    conn_id: int
+    state: str
+    error: object
 
 
 class RunnerSettings:
@@ -80,42 +99,40 @@ class _Owned:
         self.connected_at = None
 
 
-class IotBridgeService(BatchFlusher):
-    """The runner of one database, in a daemon thread (writing a batch:
-    flush.py)."""
+class DatabaseRunner:
+    """The runner of one database, in a daemon thread; its batches are
+    written by its ``flusher`` (flush.py)."""
 
     def __init__(self, dbname, settings=None):
         self.dbname = dbname
         self.settings = settings or RunnerSettings()
         self.node = self.settings.node
-        self.core = Engine(self.settings.limits, history=self.settings.history)
-        self.queue = queue.Queue()
+        self.engine = Engine(self.settings.limits, history=self.settings.history)
+        self.queue: queue.Queue[Received | StateChange] = queue.Queue()
         self.owned = {}
-        self._stop = threading.Event()
+        self.stopping = threading.Event()
         self._thread = None
         self._locks = RunnerLocks(dbname, self.node)
-        self._reload = True
+        self.reload = True
         self._reload_again_at = None
         self._next_rev_poll = 0.0
         self._next_reconcile = 0.0
-        self._next_heartbeat = 0.0
+        self.next_heartbeat = 0.0
         self._booted = False
         self._connections = {}
         self._next_takeover_check = 0.0
         self._housekeeping_at = 0.0
-        self.flush_count = 0
-        self.flush_errors = 0
-        self._db_error = False
+        self.flusher = Flusher(self)
 
     # -- lifecycle ----------------------------------------------------------
     def start(self):
         self._thread = threading.Thread(
-            target=self.run, name=f"owm-bridge-{self.dbname}", daemon=True
+            target=self.run, name=f"owm-runner-{self.dbname}", daemon=True
         )
         self._thread.start()
 
     def stop(self, timeout=10.0):
-        self._stop.set()
+        self.stopping.set()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
@@ -126,7 +143,7 @@ class IotBridgeService(BatchFlusher):
     def run(self):
         """Outer recovery loop: log, close everything, wait, start over."""
         backoff = Backoff(1.0, 30.0, 2.0)
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             started = time.monotonic()
             try:
                 self._serve()
@@ -152,35 +169,35 @@ class IotBridgeService(BatchFlusher):
                 self._shutdown()
             if time.monotonic() - started > 60:
                 backoff.reset()  # it ran a good while: a fresh failure
-            self._stop.wait(backoff.next())
+            self.stopping.wait(backoff.next())
 
     # -- main loop ------------------------------------------------------------
     def _serve(self):
         self._locks.open()
-        self._reload = True
+        self.reload = True
         batch = Batch()
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             self._collect(batch)
             now = time.monotonic()
             if now >= self._housekeeping_at:
                 self._housekeeping_at = now + HOUSEKEEPING_S
                 self._check_notifications(now)
                 self._check_takeover(now)
-                self.core.tick(batch)
+                self.engine.tick(batch)
                 self._send_polls()
             due = batch.started is not None and (
                 len(batch) >= self.settings.max_batch
                 or now - batch.started >= self.settings.flush_interval_s
             )
             if due or (batch.dirty and not batch.acks) or batch.sessions:
-                batch = self._flush(batch)
-            if self._reload or now >= self._next_reconcile:
-                batch = self._flush(batch)
+                batch = self.flusher.flush(batch)
+            if self.reload or now >= self._next_reconcile:
+                batch = self.flusher.flush(batch)
                 self._reconcile(batch)
-                batch = self._flush(batch)
-            elif now >= self._next_heartbeat:
-                batch = self._flush(batch, heartbeat=True)
-        self._flush(batch)
+                batch = self.flusher.flush(batch)
+            elif now >= self.next_heartbeat:
+                batch = self.flusher.flush(batch, heartbeat=True)
+        self.flusher.flush(batch)
 
     def _collect(self, batch):
         """Take queued messages until a flush is due or the queue is empty."""
@@ -204,41 +221,41 @@ class IotBridgeService(BatchFlusher):
                 return
 
     def _dispatch(self, item, batch):
-        conn_id, payload = item
+        conn_id = item.conn_id
         owned = self.owned.get(conn_id)
         if owned is None:
             return  # a message of a connection we gave up: the broker redelivers it
-        if isinstance(payload, InboundMessage):
+        if type(item) is Received:
             # Also from an older network session: committed now, its ack is
             # skipped and the DUP redelivery is recognised as already done.
-            self.core.handle(conn_id, payload, batch)
+            self.engine.handle(conn_id, item.msg, batch)
             return
-        _kind, state, error = payload
+        state, error = item.state, item.error
         owned.state = state
         if error:
             owned.last_error = error
         if state == mqtt_client.CONNECTED:
             owned.last_error = None
             owned.connected_at = time.time()
-            self.core.connection_up(conn_id, owned.client.session_present)
-            owned.client.set_subscriptions(self.core.subscriptions(conn_id))
+            self.engine.connection_up(conn_id, owned.client.session_present)
+            owned.client.set_subscriptions(self.engine.subscriptions(conn_id))
         else:
-            self.core.connection_down(conn_id)
-        self._next_heartbeat = 0.0  # show the new state at once
+            self.engine.connection_down(conn_id)
+        self.next_heartbeat = 0.0  # show the new state at once
 
     # -- notifications, polls ------------------------------------------------
     def _check_notifications(self, now):
         if self._locks.notified():
-            self._reload = True
+            self.reload = True
         if now >= self._next_rev_poll:
             self._next_rev_poll = now + REV_POLL_S
             if self._locks.revision_changed():
-                self._reload = True
+                self.reload = True
                 # nextval() runs before the writer commits: look once more.
                 self._reload_again_at = now + 2.0
         if self._reload_again_at and now >= self._reload_again_at:
             self._reload_again_at = None
-            self._reload = True
+            self.reload = True
 
     def _check_takeover(self, now):
         """A connection we want but another runner owns: is its lock free now
@@ -248,16 +265,16 @@ class IotBridgeService(BatchFlusher):
         self._next_takeover_check = now + TAKEOVER_CHECK_S
         for conn_id, info in self._connections.items():
             if (
-                info["desired"]
+                info.desired
                 and conn_id not in self.owned
                 and self._locks.try_lock(conn_id)
             ):
                 self._locks.unlock(conn_id)
-                self._reload = True
+                self.reload = True
                 return
 
     def _send_polls(self):
-        for conn_id, topic, payload in self.core.due_polls():
+        for conn_id, topic, payload in self.engine.due_polls():
             owned = self.owned.get(conn_id)
             if owned is not None:
                 owned.client.publish(topic, payload, qos=0)
@@ -265,7 +282,7 @@ class IotBridgeService(BatchFlusher):
     # -- reconcile -------------------------------------------------------------
     def _reconcile(self, batch):
         """Follow the database: connections to own or release, devices to load."""
-        self._reload = False
+        self.reload = False
         self._next_reconcile = time.monotonic() + RECONCILE_EVERY_S
         registry = Registry(self.dbname).check_signaling()
         with registry.cursor() as cr:
@@ -280,37 +297,37 @@ class IotBridgeService(BatchFlusher):
         self._connections = connections
         for conn_id in list(self.owned):
             info = connections.get(conn_id)
-            if info is None or not info["desired"]:
-                self._release(conn_id, stopped=True)
-            elif info["settings"] != self.owned[conn_id].cfg["settings"]:
-                _logger.info("MQTT connection %s changed: reconnecting", info["name"])
-                self._release(conn_id, stopped=False)
-            elif info["restart_count"] != self.owned[conn_id].cfg["restart_count"]:
-                _logger.info("MQTT connection %s: restart requested", info["name"])
-                self._release(conn_id, stopped=False)
+            if info is None or not info.desired:
+                self.release(conn_id, stopped=True)
+            elif info.settings != self.owned[conn_id].cfg.settings:
+                _logger.info("MQTT connection %s changed: reconnecting", info.name)
+                self.release(conn_id, stopped=False)
+            elif info.restart_count != self.owned[conn_id].cfg.restart_count:
+                _logger.info("MQTT connection %s: restart requested", info.name)
+                self.release(conn_id, stopped=False)
         for conn_id, info in connections.items():
-            if info["desired"] and conn_id not in self.owned:
+            if info.desired and conn_id not in self.owned:
                 self._acquire(conn_id, info)
             elif conn_id in self.owned:
                 self.owned[conn_id].cfg = info
-                self.core.set_discovery(
-                    conn_id, info["discovery"], info["discovered_waiting"]
+                self.engine.set_discovery(
+                    conn_id, info.discovery, info.discovered_waiting
                 )
-            elif info["settings_error"] and info["desired"] is False:
+            elif info.settings_error and info.desired is False:
                 _logger.debug(
-                    "Connection %s not startable: %s", conn_id, info["settings_error"]
+                    "Connection %s not startable: %s", conn_id, info.settings_error
                 )
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
             configs = load_devices(env, list(self.owned))
         wanted = {cfg.id: cfg for cfg in configs}
-        for dev_id in list(self.core.devices):
+        for dev_id in list(self.engine.devices):
             if dev_id not in wanted:
-                self.core.remove_device(dev_id, batch)
+                self.engine.remove_device(dev_id, batch)
         for cfg in configs:
-            self.core.upsert_device(cfg, batch)
+            self.engine.upsert_device(cfg, batch)
         for conn_id, owned in self.owned.items():
-            owned.client.set_subscriptions(self.core.subscriptions(conn_id))
+            owned.client.set_subscriptions(self.engine.subscriptions(conn_id))
             owned.client.start()  # no-op when running
 
     def _acquire(self, conn_id, info):
@@ -331,40 +348,46 @@ class IotBridgeService(BatchFlusher):
         # Unacknowledged messages in flight: a few batches' worth. More would
         # only queue here (latency); the broker keeps the rest (see README).
         settings = dataclasses.replace(
-            info["settings"], receive_maximum=max(1000, 3 * self.settings.max_batch)
+            info.settings, receive_maximum=max(1000, 3 * self.settings.max_batch)
         )
         client = mqtt_client.MqttClient(
             settings,
-            handler=lambda msg, cid=conn_id: self.queue.put((cid, msg)),
-            on_state=lambda state, error, cid=conn_id: self.queue.put(
-                (cid, ("state", state, error))
-            ),
-            name=info["name"],
+            handler=functools.partial(self._received, conn_id),
+            on_state=functools.partial(self._state_changed, conn_id),
+            name=info.name,
         )
-        heartbeat = info.get("heartbeat")
-        self.core.add_connection(
+        heartbeat = info.heartbeat
+        self.engine.add_connection(
             conn_id,
             settings.client_id,
-            info["discovery"],
-            info["committed_mids"],
+            info.discovery,
+            committed_mids=info.committed_mids,
             unheard_s=time.time() - heartbeat if heartbeat else None,
-            company_id=info["company_id"],
-            discovered_waiting=info["discovered_waiting"],
+            company_id=info.company_id,
+            discovered_waiting=info.discovered_waiting,
         )
         self.owned[conn_id] = _Owned(conn_id, info, token, client)
         _logger.info(
             "MQTT runner %s consumes connection %s (%s)",
             self.node,
-            info["name"],
+            info.name,
             settings.address,
         )
 
-    def _release(self, conn_id, stopped):
+    def _received(self, conn_id: int, msg: InboundMessage) -> None:
+        """A message of ``conn_id`` (on its network thread): queued."""
+        self.queue.put(Received(conn_id, msg))
+
+    def _state_changed(self, conn_id: int, state: str, error: object) -> None:
+        """``conn_id``'s new state (on its network thread): queued."""
+        self.queue.put(StateChange(conn_id, state, error))
+
+    def release(self, conn_id, stopped):
         owned = self.owned.pop(conn_id, None)
         if owned is None:
             return
         owned.client.stop()
-        self.core.remove_connection(conn_id)
+        self.engine.remove_connection(conn_id)
         if stopped:
             try:
                 with Registry(self.dbname).cursor() as cr:
@@ -384,11 +407,11 @@ class IotBridgeService(BatchFlusher):
     def _shutdown(self):
         for conn_id in list(self.owned):
             try:
-                self._release(conn_id, stopped=False)
+                self.release(conn_id, stopped=False)
             except Exception:  # pylint: disable=broad-except
                 _logger.exception("Releasing connection %s failed", conn_id)
         self._locks.close()
-        self.core = Engine(self.settings.limits, history=self.settings.history)
+        self.engine = Engine(self.settings.limits, history=self.settings.history)
         self._booted = False
         drained = 0
         while True:  # messages of released connections: the broker redelivers them

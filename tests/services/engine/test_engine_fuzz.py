@@ -15,12 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ....services.engine.batch import Batch, WriteResult
-from ....services.engine.core import MAX_RAW_PROBLEM_ROWS, Engine
 from ....services.engine.device import DeviceConfig
+from ....services.engine.engine import MAX_RAW_PROBLEM_ROWS, Engine
 from ....services.engine.types import DetectorConfig, State
 from ....services.mqtt.inbound import InboundMessage
 from ... import fixtures
-from .test_core import op_pair
+from .test_engine import op_pair
 
 T0 = 1_780_000_000.0
 CLIENT_ID = "owm-fuzz"
@@ -382,7 +382,7 @@ def test_any_message_sequence_keeps_the_bridge_sane(steps, discovery):
     logged = 0
     for kind, arg in steps:
         if kind == "msg":
-            ids = core._routers[1].match(arg.topic)  # pylint: disable=protected-access
+            ids = core.fleet.routers[1].match(arg.topic)
             logged += bool(set(ids) & LOG_RAW)
             core.handle(1, arg, batch)
             clock.now += 0.01
@@ -406,7 +406,7 @@ def test_any_message_sequence_keeps_the_bridge_sane(steps, discovery):
     for dev_id, work in batch.sessions.items():
         history.setdefault(dev_id, []).extend(map(op_pair, work.ops))
     check_ops(history)
-    assert len(core._unmatched_logged) <= 10_001  # pylint: disable=protected-access
+    assert len(core.fleet.unmatched_logged) <= 10_001
 
 
 def _frame(ts, power, mid, received_at=None):
