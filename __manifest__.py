@@ -29,6 +29,7 @@
         "views/mqtt_session_hook_failure_views.xml",
         "views/mqtt_dashboard_views.xml",
         "views/res_config_settings_views.xml",
+        "views/mqtt_workshop_settings_views.xml",
         "views/menus.xml",
     ],
     "demo": [

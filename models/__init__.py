@@ -8,7 +8,9 @@ from . import mqtt_dashboard
 from . import mqtt_power_chunk
 from . import res_company
 from . import res_config_settings
+from . import mqtt_workshop_settings
 from . import mqtt_device_history
 from . import mqtt_session_recompute
+from . import mqtt_session_recompute_preview
 from . import mqtt_session_recompute_line
 from . import mqtt_session_recompute_log

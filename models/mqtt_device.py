@@ -14,6 +14,7 @@ from odoo.exceptions import UserError, ValidationError
 
 from ..parsers import FILTER, METER_KINDS, PREFIX, channels, make_parser, meter_kind
 from ..parsers.topic_filter import validate_filter, validate_topic
+from ..services.engine.timebase import to_utc
 from ..services.engine.types import (
     DETECTOR_PARAMS,
     DetectorConfig,
@@ -204,7 +205,13 @@ class MqttDevice(models.Model):
     # Live state, written by the runner.
     current_state = fields.Selection(STATES, default="idle", readonly=True)
     current_power_w = fields.Float(string="Power (W)", readonly=True, digits=(16, 1))
-    current_energy_wh = fields.Float(string="Meter Energy (Wh)", readonly=True)
+    current_energy_wh = fields.Float(
+        string="Meter Counter (Wh)",
+        readonly=True,
+        help="The meter's own energy counter as it last reported it: all it "
+        "has measured since it was made or reset, not only this machine's "
+        "sessions.",
+    )
     last_message_time = fields.Datetime(readonly=True)
     online = fields.Boolean(readonly=True)
     meter_error = fields.Char(readonly=True)
@@ -223,13 +230,35 @@ class MqttDevice(models.Model):
     parser_snapshot = fields.Json(readonly=True, copy=False)
     running_session_id = fields.Many2one("mqtt.session", readonly=True, copy=False)
     running_since = fields.Datetime(related="running_session_id.start_time")
+    stop_due = fields.Datetime(
+        compute="_compute_stop_due",
+        help="While the machine is stopping: when its session ends unless the "
+        "power comes back (its stop delay after the power dropped).",
+    )
 
     session_ids = fields.One2many("mqtt.session", "device_id", string="Sessions")
-    session_count = fields.Integer(compute="_compute_usage", store=True)
-    total_working_hours = fields.Float(compute="_compute_usage", store=True)
-    total_standby_hours = fields.Float(compute="_compute_usage", store=True)
+    session_count = fields.Integer(
+        string="Number of Sessions", compute="_compute_usage", store=True
+    )
+    total_working_hours = fields.Float(
+        string="Working Hours",
+        compute="_compute_usage",
+        store=True,
+        help="Time under load in all of the machine's sessions.",
+    )
+    total_standby_hours = fields.Float(
+        string="Standby Hours",
+        compute="_compute_usage",
+        store=True,
+        help="Time switched on but idle in all of the machine's sessions (the "
+        "stop delay at a session's end included).",
+    )
     total_energy_kwh = fields.Float(
-        string="Total Energy (kWh)", compute="_compute_usage", store=True
+        string="Energy in Sessions (kWh)",
+        compute="_compute_usage",
+        store=True,
+        help="What the machine used in all of its sessions (from the meter's "
+        "counter where it reports one).",
     )
 
     _sql_constraints = [
@@ -268,6 +297,18 @@ class MqttDevice(models.Model):
             rec.total_working_hours = (working or 0.0) / 3600.0
             rec.total_standby_hours = (standby or 0.0) / 3600.0
             rec.total_energy_kwh = (energy or 0.0) / 1000.0
+
+    @api.depends("current_state", "detector_snapshot", "stop_debounce_s")
+    def _compute_stop_due(self):
+        for rec in self:
+            snap = rec.detector_snapshot or {}
+            dropped = snap.get("t_stop")
+            if rec.current_state != State.STOPPING.value or not dropped:
+                rec.stop_due = False
+                continue
+            # Device time, on the wall clock with the meter's learned offset.
+            offset = (rec.parser_snapshot or {}).get("clock_offset") or 0.0
+            rec.stop_due = to_utc(dropped + rec.stop_debounce_s - offset)
 
     @api.depends("machine_type")
     def _compute_machine_icon(self):

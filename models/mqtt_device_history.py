@@ -21,7 +21,9 @@ from .rights import USER, guarded
 MAX_CURVE_HOURS = 31 * 24  # a month: a replay of seconds, not of years
 
 CURVE_POINTS = 800  # buckets drawn; each keeps its lowest and highest power
-SHADED = (State.STANDBY.value, State.WORKING.value)
+# The states shaded on a power curve: a session's standby and working time,
+# and its stop delay (counted as standby, though the power is below it).
+SHADED = (State.STANDBY.value, State.WORKING.value, State.STOPPING.value)
 
 
 class MqttDevice(models.Model):
@@ -104,7 +106,7 @@ class MqttDevice(models.Model):
         spans the state machine went through (with the current settings)."""
         self.ensure_one()
         config = self._detector_config()
-        curve = _Curve(t_from, t_to, points)
+        curve = _Curve(t_from, t_to, points, config.message_timeout_s)
         replay = history.Replay(config)
         for run in self._history_runs(t_from, t_to):
             records = iter(run)
@@ -121,6 +123,7 @@ class MqttDevice(models.Model):
         config_values = {
             "standby_w": config.standby_threshold_w,
             "working_w": config.working_threshold_w,
+            "stop_delay_s": config.stop_debounce_s,
             "empty": replay.machine is None,
         }
         return dict(curve.result(), **config_values)
@@ -141,19 +144,31 @@ class MqttDevice(models.Model):
 
 
 class _Curve:
-    """Collects a power step line in buckets and the shaded state spans."""
+    """Collects a power step line in buckets, the shaded state spans, and
+    where there is no data.
 
-    def __init__(self, t_from, t_to, points):
+    A reading holds until the next, but not past the silence timeout (the
+    engine forgets the power then), nor across the meter's offline notice:
+    there the line breaks (a point with no power) and a "nodata" span is
+    shaded until the next reading, so the chart draws nothing it does not
+    know."""
+
+    def __init__(self, t_from, t_to, points, timeout_s):
         self.t_from, self.t_to = t_from, t_to
+        self.timeout_s = timeout_s
         self.bucket = max((t_to - t_from) / max(points, 1), 1e-3)
         self.buckets = {}  # index -> [(ts, power) lowest, (ts, power) highest]
         self.held = None  # the power at t_from
         self.spans = []
         self.current, self.since = None, t_from
+        self.last_ts = None  # the last reading's time
+        self.gap_from = None  # an offline notice's time: no data since
+        self.gaps = []  # (from, to) without data
 
     def start(self, machine):
         self.current = machine.state.value
         self.held = machine.power_w
+        self.last_ts = machine.last_ts
 
     def state(self, ts, new):
         if self.current in SHADED and ts > self.t_from:
@@ -163,8 +178,14 @@ class _Curve:
         self.current, self.since = new, ts
 
     def add(self, record):
-        if record.kind not in (history.READ, history.OFFLINE):
+        if record.kind == history.OFFLINE:
+            if self.gap_from is None:
+                self.gap_from = record.ts
             return
+        if record.kind != history.READ:
+            return
+        self._gap_before(record.ts)
+        self.last_ts = record.ts
         power = record.power_w or 0.0
         if record.ts < self.t_from:
             self.held = power
@@ -180,22 +201,67 @@ class _Curve:
         elif power > low_high[1][1]:
             low_high[1] = (record.ts, power)
 
+    def _gap_before(self, ts):
+        """No data between the last reading's hold (or an offline notice) and
+        a reading at ``ts`` (or the end of the curve)."""
+        start = self.gap_from
+        if self.last_ts is not None and ts - self.last_ts > self.timeout_s:
+            held_to = self.last_ts + self.timeout_s
+            start = held_to if start is None else min(start, held_to)
+        self.gap_from = None
+        if start is None:
+            return
+        start, end = max(start, self.t_from), min(ts, self.t_to)
+        if end > start:
+            self.gaps.append((start, end))
+
     def result(self):
         if self.current in SHADED and self.since < self.t_to:
             self.spans.append((max(self.since, self.t_from), self.t_to, self.current))
-        line = [(self.t_from, self.held or 0.0)]
+        if self.last_ts is not None:
+            self._gap_before(self.t_to)
+        elif self.gap_from is not None:
+            self.gaps.append((max(self.gap_from, self.t_from), self.t_to))
+        line = []
+        if self.held is not None:
+            line.append((self.t_from, self.held))
         for index in sorted(self.buckets):
             low, high = self.buckets[index]
             line.extend(sorted({low, high}))
-        if line[-1][0] < self.t_to:
+        if self.held is None:  # unknown until the first reading
+            first = line[0][0] if line else self.t_to
+            if first > self.t_from:
+                self.gaps.append((self.t_from, first))
+        if line and line[-1][0] < self.t_to:
             line.append((self.t_to, line[-1][1]))
         return {
             "from": self.t_from * 1000.0,
             "to": self.t_to * 1000.0,
-            "points": [[round(t * 1000.0), p] for t, p in line],
+            "points": _broken(line, self.gaps),
             "spans": [
                 [round(a * 1000.0), round(b * 1000.0), s]
                 for a, b, s in self.spans
                 if b > a
-            ],
+            ]
+            + [[round(a * 1000.0), round(b * 1000.0), "nodata"] for a, b in self.gaps],
         }
+
+
+def _broken(line, gaps):
+    """The step line in milliseconds, broken at each gap: the held power
+    drawn up to the gap's start, a point without power (null) there, and
+    the line resumes at the first reading after it (the gap's end)."""
+    gaps = sorted(gaps)
+    points = []
+    k = 0
+    for t, power in line:
+        while k < len(gaps) and gaps[k][0] <= t:
+            start = gaps[k][0]
+            if points and points[-1][1] is not None:
+                points.append([round(start * 1000.0), points[-1][1]])
+            points.append([round(start * 1000.0), None])
+            k += 1
+        if any(a <= t < b for a, b in gaps[:k]):
+            continue  # inside a gap: not known
+        points.append([round(t * 1000.0), power])
+    return points

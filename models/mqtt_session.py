@@ -68,7 +68,13 @@ class MqttSession(models.Model):
         string="Duration (s)", compute="_compute_durations", store=True
     )
     standby_hours = fields.Float(
-        string="Standby (h)", compute="_compute_durations", store=True
+        string="Standby (h)",
+        compute="_compute_durations",
+        store=True,
+        help="Switched on but not working, the stop delay at the end included: "
+        "after the power drops below the standby threshold, the session waits "
+        "the machine's stop delay for it to come back before it ends, and that "
+        "wait counts as standby (the power curve shades it).",
     )
     working_hours = fields.Float(
         string="Working (h)", compute="_compute_durations", store=True
@@ -186,6 +192,21 @@ class MqttSession(models.Model):
         if self:
             notify_runner(self.env.cr)
         return True
+
+
+def duration_text(env, seconds):
+    """A duration as people read it, said as the web client says it
+    (static/src/js/live_duration_field.js): "45 s", "8 min", "1 h 51 min"."""
+    s = max(0, round(seconds or 0))
+    if s < 60:
+        return env._("%s s", s)
+    minutes = round(s / 60)
+    if minutes < 60:
+        return env._("%s min", minutes)
+    hours, rest = divmod(minutes, 60)
+    if rest:
+        return env._("%(h)s h %(m)s min", h=hours, m=rest)
+    return env._("%s h", hours)
 
 
 def _exact_duration(seconds):

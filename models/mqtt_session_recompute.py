@@ -35,9 +35,17 @@ from .mqtt_device import detector_error_text
 from .rights import MANAGER, guarded
 
 PARAMS = DETECTOR_PARAMS
+DEFAULTS = DetectorConfig()
 # Written by the wizard itself (as superuser), never by a client.
 SERVER_FIELDS = frozenset(
-    ("step_state", "progress", "state", "machine_ids", "line_ids")
+    (
+        "step_state",
+        "progress",
+        "state",
+        "machine_ids",
+        "line_ids",
+        "changed_line_ids",
+    )
 )
 STEP_RECORDS = 400_000  # records replayed per step (a few seconds)
 LEAD_S = 3600.0  # the replay starts at least this long before the window
@@ -61,18 +69,34 @@ class MqttSessionRecompute(models.TransientModel):
         string="From", required=True, default=lambda self: self._default_from()
     )
     date_to = fields.Datetime(string="To", required=True, default=fields.Datetime.now)
-    standby_threshold_w = fields.Float(string="Standby Threshold (W)")
-    working_threshold_w = fields.Float(string="Working Threshold (W)")
-    start_debounce_s = fields.Float(string="Start Delay (s)")
-    stop_debounce_s = fields.Float(string="Stop Delay (s)")
-    message_timeout_s = fields.Float(string="Silence Timeout (s)")
+    # Filled from the chosen machine (mqtt_session_recompute_preview.py).
+    standby_threshold_w = fields.Float(
+        string="Standby Threshold (W)", default=DEFAULTS.standby_threshold_w
+    )
+    working_threshold_w = fields.Float(
+        string="Working Threshold (W)", default=DEFAULTS.working_threshold_w
+    )
+    start_debounce_s = fields.Float(
+        string="Start Delay (s)", default=DEFAULTS.start_debounce_s
+    )
+    stop_debounce_s = fields.Float(
+        string="Stop Delay (s)", default=DEFAULTS.stop_debounce_s
+    )
+    message_timeout_s = fields.Float(
+        string="Silence Timeout (s)", default=DEFAULTS.message_timeout_s
+    )
     write_params = fields.Boolean(
         string="Use these settings from now on",
         help="Also write these settings to the machines, so the runner detects "
         "new sessions with them.",
     )
     state = fields.Selection(
-        [("draft", "Settings"), ("preview", "Preview"), ("done", "Applied")],
+        [
+            ("draft", "Settings"),
+            ("preview", "Preview"),
+            ("confirm", "Confirm"),
+            ("done", "Applied"),
+        ],
         default="draft",
         required=True,
     )
@@ -92,8 +116,14 @@ class MqttSessionRecompute(models.TransientModel):
     @api.model_create_multi
     @guarded(MANAGER, "create")
     def create(self, vals_list):
-        for vals in vals_list:
-            self._server_only(vals)
+        if not self.env.su:
+            # A new wizard's form sends the defaults of what it shows (its
+            # state among them): the wizard's own fields start as the
+            # wizard says, whatever a client sends.
+            vals_list = [
+                {k: v for k, v in vals.items() if k not in SERVER_FIELDS}
+                for vals in vals_list
+            ]
         wizards = super().create(vals_list)
         wizards.device_ids.check_access("read")  # the caller's machines only
         return wizards
@@ -132,7 +162,7 @@ class MqttSessionRecompute(models.TransientModel):
             values["device_ids"] = [(6, 0, ids)]
             first = self.env["mqtt.device"].browse(ids[0])
             for name in PARAMS:
-                values.setdefault(name, first[name])
+                values[name] = first[name]
         return values
 
     # -- parameters ----------------------------------------------------------

@@ -5,7 +5,7 @@
 from odoo import api, fields, models
 
 from ..services.engine.timebase import to_utc
-from .mqtt_session import END_REASON_SELECTION
+from .mqtt_session import END_REASON_SELECTION, duration_text
 
 KINDS = [
     ("same", "Unchanged"),
@@ -46,6 +46,51 @@ class MqttSessionRecomputeMachine(models.TransientModel):
     vanishing = fields.Integer(string="Gone", readonly=True)
     left_alone = fields.Integer(readonly=True)
     detail = fields.Text(readonly=True)
+    # The preview's columns, each "before -> after" in people's words.
+    sessions_text = fields.Char(string="Sessions", compute="_compute_texts")
+    working_text = fields.Char(string="Working", compute="_compute_texts")
+    standby_text = fields.Char(string="Standby", compute="_compute_texts")
+    energy_text = fields.Char(string="Energy", compute="_compute_texts")
+    changes_text = fields.Char(string="Changes", compute="_compute_texts")
+
+    @api.depends(
+        "sessions_before",
+        "sessions_after",
+        "working_h_before",
+        "working_h_after",
+        "standby_h_before",
+        "standby_h_after",
+        "energy_kwh_before",
+        "energy_kwh_after",
+        "kept",
+        "changed",
+        "appearing",
+        "vanishing",
+        "left_alone",
+    )
+    @api.depends_context("lang")
+    def _compute_texts(self):
+        env = self.env
+        for rec in self:
+            rec.sessions_text = _arrow(rec.sessions_before, rec.sessions_after)
+            rec.working_text = _arrow(
+                duration_text(env, rec.working_h_before * 3600),
+                duration_text(env, rec.working_h_after * 3600),
+            )
+            rec.standby_text = _arrow(
+                duration_text(env, rec.standby_h_before * 3600),
+                duration_text(env, rec.standby_h_after * 3600),
+            )
+            rec.energy_text = _arrow(
+                f"{rec.energy_kwh_before:.1f}", f"{rec.energy_kwh_after:.1f} kWh"
+            )
+            rec.changes_text = env._(
+                "%(kept)s unchanged, %(changed)s changed, %(new)s new, %(gone)s gone",
+                kept=rec.kept,
+                changed=rec.changed,
+                new=rec.appearing,
+                gone=rec.vanishing,
+            ) + (env._(", %s left alone", rec.left_alone) if rec.left_alone else "")
 
     @api.depends("window_from", "window_to")
     def _compute_times(self):
@@ -102,13 +147,21 @@ class MqttSessionRecomputeLine(models.TransientModel):
         if not start:
             return False
         end = self[f"{side}_end_ts"]
-        stamp = fields.Datetime.context_timestamp(self, to_utc(end)).strftime(
-            "%H:%M:%S"
+        stamp = fields.Datetime.context_timestamp(self, to_utc(end)).strftime("%H:%M")
+        field = self._fields[f"{side}_end_reason"]
+        reason = dict(field._description_selection(self.env)).get(
+            self[f"{side}_end_reason"], ""
         )
-        reasons = dict(END_REASON_SELECTION)
-        reason = reasons.get(self[f"{side}_end_reason"], "")
-        return (
-            f"{(end - start) / 60.0:.1f} min to {stamp}, "
-            f"{self[f'{side}_working_s'] / 60.0:.1f} min working, "
-            f"{self[f'{side}_energy_wh']:.1f} Wh ({reason})"
+        return self.env._(
+            "%(duration)s until %(end)s, %(working)s working, %(energy)s Wh "
+            "(%(reason)s)",
+            duration=duration_text(self.env, end - start),
+            end=stamp,
+            working=duration_text(self.env, self[f"{side}_working_s"]),
+            energy=f"{self[f'{side}_energy_wh']:.1f}",
+            reason=reason,
         )
+
+
+def _arrow(before, after):
+    return f"{before} → {after}"

@@ -174,7 +174,7 @@ def db_write_failing(reason: str) -> Text:
 
 def retrying(error: str, delay: float) -> Text:
     return Text(
-        _("%(error)s; retrying in %(delay)s s"), error=error, delay=f"{delay:g}"
+        _("%(error)s; retrying in %(delay)s s"), error=error, delay=_seconds(delay)
     )
 
 
@@ -194,3 +194,9 @@ def connected(settings: "ClientSettings", ms: float) -> Text:
         where=settings.address,
         ms=f"{ms:.0f}",
     )
+
+
+def _seconds(delay: float) -> str:
+    """A retry delay as people read it: whole seconds ("17"), tenths below
+    ten ("2.5"), never "16.875"."""
+    return f"{delay:.0f}" if delay >= 10 else f"{round(delay, 1):g}"

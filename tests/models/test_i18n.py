@@ -166,7 +166,9 @@ class TestGermanInterface(WorkshopCase):
         kanban, form = views["kanban"]["arch"], views["form"]["arch"]
         self.assertIn("Noch keine Daten", kanban)
         self.assertIn("Warte auf die erste Nachricht des Messgeräts", kanban)
-        self.assertIn('title="Sitzungen"', kanban)
+        self.assertIn("Sitzungen", kanban)
+        self.assertIn("kWh verbraucht", kanban)
+        self.assertIn('title="In Benutzung"', kanban)
         self.assertNotIn("No data yet", kanban)
         self.assertIn('string="Sitzung starten"', form)
         self.assertIn('string="Sitzungserkennung"', form)
@@ -239,7 +241,12 @@ class TestGermanInterface(WorkshopCase):
             m["id"]: m["string"]
             for m in code_translations.get_web_translations(MODULE, LANG)["messages"]
         }
-        self.assertEqual(messages["%s s ago"], "vor %s s")
+        self.assertEqual(messages["%s ago"], "vor %s")
+        self.assertEqual(
+            messages["Since %(time)s · %(duration)s"],
+            "Seit %(time)s Uhr · %(duration)s",
+        )
+        self.assertEqual(messages["%(h)s h %(m)s min"], "%(h)s Std. %(m)s Min.")
         self.assertEqual(messages["Busiest machine"], "Meistgenutzte Maschine")
         self.assertEqual(messages["When machines work"], "Wann Maschinen arbeiten")
 

@@ -208,13 +208,40 @@ class TestRecompute(RunnerCase):
         self.assertFalse(curve["empty"])
         self.assertEqual((curve["standby_w"], curve["working_w"]), (20.0, 100.0))
         powers = {p for _t, p in curve["points"]}
-        self.assertEqual(powers, {0.0, 500.0})
+        # Before the first reading (the margin reaches back before it) there
+        # is no data: the line starts at that reading.
+        self.assertEqual(powers, {None, 0.0, 500.0})
+        (before,) = [s for s in curve["spans"] if s[2] == "nodata"]
+        self.assertEqual(before[1], T0 * 1000)
         states = {span[2] for span in curve["spans"]}
-        self.assertEqual(states, {"working"})
+        # Its 10 s dip is the stop delay running: shaded as such.
+        self.assertEqual(states, {"working", "stopping", "nodata"})
+        self.assertEqual(curve["stop_delay_s"], 15.0)
         self.assertEqual(
             curve["session"], [session.start_ts * 1000.0, session.end_ts * 1000.0]
         )
         self.assertLessEqual(len(curve["points"]), 2 * 800 + 2)
+
+    def test_the_power_curve_breaks_where_there_is_no_data(self):
+        """A meter silent past the silence timeout, and one offline: no line
+        is drawn there, a "nodata" span is shaded instead."""
+        for dt in range(0, 60, 5):
+            self.frame(T0 + dt, 65.0)
+        # Silent for five minutes (the timeout is 20 s), then back.
+        for dt in range(360, 420, 5):
+            self.frame(T0 + dt, 65.0)
+        self.flush()
+        curve = self.device._power_curve(T0, T0 + 420)
+        gaps = [(a, b) for a, b, state in curve["spans"] if state == "nodata"]
+        self.assertEqual(gaps, [((T0 + 75) * 1000, (T0 + 360) * 1000)])
+        nulls = [t for t, p in curve["points"] if p is None]
+        self.assertEqual(nulls, [(T0 + 75) * 1000])
+        drawn = [t for t, p in curve["points"] if p is not None]
+        self.assertFalse([t for t in drawn if (T0 + 75) * 1000 < t < (T0 + 360) * 1000])
+        # After the last reading, the curve ends where the timeout does.
+        later = self.device._power_curve(T0 + 300, T0 + 600)
+        tail = [(a, b) for a, b, state in later["spans"] if state == "nodata"]
+        self.assertEqual(tail[-1], ((T0 + 435) * 1000, (T0 + 600) * 1000))
 
     def test_history_past_its_retention_goes(self):
         self.play(7200, flush_every=50)

@@ -87,6 +87,7 @@ class TestEveryPublicMethodKeepsItsRule(WorkshopCase):
         failure = cls.env["mqtt.session.hook.failure"]._record(
             cls.session, "runner", [], ValueError("an addon's bug")
         )
+        settings = cls.env["mqtt.workshop.settings"].with_user(cls.manager).create({})
         # Records of this company, per model, that a method is called on.
         cls.records = {
             "mqtt.connection": cls.connection,
@@ -94,6 +95,7 @@ class TestEveryPublicMethodKeepsItsRule(WorkshopCase):
             "mqtt.session": cls.session,
             "mqtt.session.recompute": cls.wizard,
             "mqtt.session.hook.failure": failure,
+            "mqtt.workshop.settings": settings,
         }
         # Values that would tie a new record of another company to ours.
         cls.create_values = {

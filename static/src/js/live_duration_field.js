@@ -2,31 +2,78 @@
 /* Copyright 2026 Open Workshop MQTT developers
  * License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl). */
 
-// A datetime shown as time elapsed since it, ticking every second: "1:02:03"
-// for a running session, "12 s ago" with the `ago` option for the last message.
+// Durations, said one way everywhere (board, lists, forms, analytics):
+// "45 s", "8 min", "1 h 51 min", never "1:51" (hours or minutes?).
+//
+// Fields:
+// - owm_duration (float: hours, or seconds with options="{'unit': 'seconds'}")
+//   and its formatter, so list totals and pivot measures read the same;
+// - owm_since (datetime): "Since 14:02 · 8 min", ticking;
+// - owm_countdown (datetime): "ends in 12 s", ticking;
+// - owm_live_duration (datetime, options="{'ago': true}"): "12 s ago".
 
 import { Component, onWillUnmount, useState } from "@odoo/owl";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
+import { formatInteger } from "@web/core/utils/numbers";
 import { standardFieldProps } from "@web/views/fields/standard_field_props";
 
-export function formatElapsed(seconds) {
-    const s = Math.max(0, Math.floor(seconds));
-    const h = Math.floor(s / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    const sec = s % 60;
-    const pad = (n) => String(n).padStart(2, "0");
-    return h ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
+const { DateTime } = luxon;
+
+export function formatDuration(seconds) {
+    const s = Math.max(0, Math.round(seconds || 0));
+    if (s < 60) {
+        return _t("%s s", s);
+    }
+    const minutes = Math.round(s / 60);
+    if (minutes < 60) {
+        return _t("%s min", minutes);
+    }
+    const h = formatInteger(Math.floor(minutes / 60));
+    const m = minutes % 60;
+    return m ? _t("%(h)s h %(m)s min", { h, m }) : _t("%s h", h);
+}
+
+export function formatHours(hours) {
+    return formatDuration((hours || 0) * 3600);
+}
+
+function useTicking() {
+    const state = useState({ now: Date.now() });
+    const timer = setInterval(() => (state.now = Date.now()), 1000);
+    onWillUnmount(() => clearInterval(timer));
+    return state;
+}
+
+/** "14:02" today, "Sat 14:02" another day: when something started. */
+export function formatStart(value, now = DateTime.now()) {
+    if (value.hasSame(now, "day")) {
+        return value.toLocaleString(DateTime.TIME_SIMPLE);
+    }
+    return value.toLocaleString({ weekday: "short", hour: "numeric", minute: "2-digit" });
+}
+
+class DurationField extends Component {
+    static template = "open_workshop_mqtt.DurationField";
+    static props = { ...standardFieldProps, unit: { type: String, optional: true } };
+
+    get text() {
+        const value = this.props.record.data[this.props.name];
+        return this.props.unit === "seconds" ? formatDuration(value) : formatHours(value);
+    }
 }
 
 export class LiveDurationField extends Component {
-    static template = "open_workshop_mqtt.LiveDurationField";
-    static props = { ...standardFieldProps, ago: { type: Boolean, optional: true } };
+    static template = "open_workshop_mqtt.DurationField";
+    static props = {
+        ...standardFieldProps,
+        ago: { type: Boolean, optional: true },
+        since: { type: Boolean, optional: true },
+        countdown: { type: Boolean, optional: true },
+    };
 
     setup() {
-        this.state = useState({ now: Date.now() });
-        const timer = setInterval(() => (this.state.now = Date.now()), 1000);
-        onWillUnmount(() => clearInterval(timer));
+        this.state = useTicking();
     }
 
     get text() {
@@ -35,24 +82,40 @@ export class LiveDurationField extends Component {
             return "";
         }
         const seconds = (this.state.now - value.toMillis()) / 1000;
-        if (!this.props.ago) {
-            return formatElapsed(seconds);
+        if (this.props.countdown) {
+            return _t("ends in %s", formatDuration(-seconds));
         }
-        if (seconds < 60) {
-            return _t("%s s ago", Math.max(0, Math.floor(seconds)));
+        if (this.props.since) {
+            return _t("Since %(time)s · %(duration)s", {
+                time: formatStart(value),
+                duration: formatDuration(seconds),
+            });
         }
-        if (seconds < 3600) {
-            return _t("%s min ago", Math.floor(seconds / 60));
+        if (this.props.ago) {
+            return _t("%s ago", formatDuration(seconds));
         }
-        if (seconds < 86400) {
-            return _t("%s h ago", Math.floor(seconds / 3600));
-        }
-        return _t("%s days ago", Math.floor(seconds / 86400));
+        return formatDuration(seconds);
     }
 }
 
+registry.category("fields").add("owm_duration", {
+    component: DurationField,
+    supportedTypes: ["float"],
+    extractProps: ({ options }) => ({ unit: options.unit }),
+});
+registry.category("formatters").add("owm_duration", (value) => formatHours(value));
 registry.category("fields").add("owm_live_duration", {
     component: LiveDurationField,
     supportedTypes: ["datetime"],
     extractProps: ({ options }) => ({ ago: Boolean(options.ago) }),
+});
+registry.category("fields").add("owm_since", {
+    component: LiveDurationField,
+    supportedTypes: ["datetime"],
+    extractProps: () => ({ since: true }),
+});
+registry.category("fields").add("owm_countdown", {
+    component: LiveDurationField,
+    supportedTypes: ["datetime"],
+    extractProps: () => ({ countdown: true }),
 });

@@ -20,6 +20,34 @@ import { STANDBY_COLOR, WORKING_COLOR } from "../dashboard/dashboard";
 
 const { DateTime } = luxon;
 
+// What each shaded span is (the legend below the chart says the same).
+export const SPAN_COLORS = {
+    working: "rgba(46,125,50,0.13)",
+    standby: "rgba(249,168,37,0.16)",
+    // The stop delay: the power is below the standby threshold, but the
+    // session goes on (and counts it as standby) until the delay runs out.
+    stopping: "rgba(21,101,192,0.10)",
+    nodata: "rgba(120,120,120,0.18)",
+};
+
+// Round steps for the time axis: ticks fall on whole minutes and hours.
+const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+
+/** Ticks at round local times between ``from`` and ``to`` (ms), at most ``max``. */
+export function roundTicks(from, to, max = 8) {
+    const minutes = (to - from) / 60000;
+    const step = TICK_STEPS_MIN.find((m) => minutes / m <= max) || 1440;
+    let t = DateTime.fromMillis(from).startOf("day");
+    const ticks = [];
+    while (t.toMillis() <= to) {
+        if (t.toMillis() >= from) {
+            ticks.push({ value: t.toMillis() });
+        }
+        t = t.plus({ minutes: step });
+    }
+    return { ticks, step };
+}
+
 const spanPlugin = {
     id: "owmSpans",
     beforeDatasetsDraw(chart, _args, options) {
@@ -31,7 +59,7 @@ const spanPlugin = {
             if (right <= left) {
                 continue;
             }
-            ctx.fillStyle = state === "working" ? "rgba(46,125,50,0.13)" : "rgba(249,168,37,0.16)";
+            ctx.fillStyle = SPAN_COLORS[state] || SPAN_COLORS.standby;
             ctx.fillRect(left, chartArea.top, right - left, chartArea.bottom - chartArea.top);
         }
         ctx.restore();
@@ -82,7 +110,16 @@ export class PowerCurve extends Component {
         });
     }
 
+    get stopTitle() {
+        return _t(
+            "After the power drops below the standby threshold, the session waits %s s for it to come back before it ends; that wait counts as standby.",
+            this.state.curve.stop_delay_s
+        );
+    }
+
     config(curve) {
+        const { step } = roundTicks(curve.from, curve.to);
+        const tickFormat = step >= 1440 ? "ccc dd" : "HH:mm";
         const format = (value) => DateTime.fromMillis(value).toFormat("HH:mm:ss");
         const flat = (watts) => [
             { x: curve.from, y: watts },
@@ -95,7 +132,9 @@ export class PowerCurve extends Component {
                     {
                         label: _t("Power (W)"),
                         data: curve.points.map(([x, y]) => ({ x, y })),
-                        stepped: "before",
+                        // A reading holds until the next; a null breaks the line.
+                        stepped: "after",
+                        spanGaps: false,
                         borderColor: "#1565c0",
                         borderWidth: 1.5,
                         pointRadius: 0,
@@ -129,7 +168,12 @@ export class PowerCurve extends Component {
                         type: "linear",
                         min: curve.from,
                         max: curve.to,
-                        ticks: { callback: format, maxTicksLimit: 8 },
+                        afterBuildTicks: (axis) => {
+                            axis.ticks = roundTicks(curve.from, curve.to).ticks;
+                        },
+                        ticks: {
+                            callback: (value) => DateTime.fromMillis(value).toFormat(tickFormat),
+                        },
                     },
                     y: { beginAtZero: true, title: { display: true, text: "W" } },
                 },

@@ -67,6 +67,21 @@ registry.category("web_tour.tours").add("owm_live_board_tour", {
             trigger: `body.o_owm_tour_no_reload .o_owm_card:contains("${MACHINE}") .o_owm_power:not(:contains("0.0"))`,
         },
         {
+            // When it started and for how long, in words: never "1:51".
+            content: "the running session says its start and a duration with a unit",
+            trigger: `.o_owm_card:contains("${MACHINE}") .o_owm_duration:contains(Since)`,
+            run() {
+                const text = this.anchor.textContent;
+                if (!/^Since .*\d{1,2}:\d\d.* · \d+ (s|min|h)/.test(text)) {
+                    throw new Error(`unclear running time: "${text}"`);
+                }
+            },
+        },
+        {
+            content: "the card's totals are words, not bare icons",
+            trigger: `.o_owm_card:contains("${MACHINE}") .o_owm_totals:contains(sessions):contains(at work):contains(kWh used)`,
+        },
+        {
             trigger: `.o_owm_card:contains("${MACHINE}")`,
             run: "click",
         },

@@ -43,6 +43,22 @@ registry.category("web_tour.tours").add("owm_power_curve_tour", {
             trigger: ".o_owm_power_curve:contains(Standby from 20 W, working from 100 W)",
         },
         {
+            content: "the stop delay and the time without data are named in the legend",
+            trigger: ".o_owm_power_curve_legend:contains(Stop delay (counted as standby)):contains(No data)",
+        },
+        {
+            content: "the time axis is marked at round times",
+            trigger: ".o_owm_power_curve canvas",
+            run() {
+                const chart = Chart.getChart(this.anchor);
+                const ticks = chart.scales.x.ticks.map((t) => t.value);
+                const odd = ticks.filter((t) => new Date(t).getSeconds() !== 0);
+                if (!ticks.length || odd.length) {
+                    throw new Error(`ticks off round times: ${odd.map((t) => new Date(t))}`);
+                }
+            },
+        },
+        {
             content: "the exact values read as times, not as numbers",
             trigger: ".o_notebook .nav-link:contains(Exact Values)",
             run: "click",
