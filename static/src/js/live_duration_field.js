@@ -15,7 +15,7 @@
 import { Component, onWillUnmount, useState } from "@odoo/owl";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
-import { formatInteger } from "@web/core/utils/numbers";
+import { formatInteger } from "@web/views/fields/formatters";
 import { standardFieldProps } from "@web/views/fields/standard_field_props";
 
 const { DateTime } = luxon;
