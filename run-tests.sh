@@ -139,6 +139,12 @@ if want lint; then
     # pylint-odoo reads the manifest from the addon folder: lint the linked copy.
     (cd "$ADDONS" && "$PY" -m pylint --rcfile="$ROOT/.pylintrc-mandatory" open_workshop_mqtt) ||
         lint_fail=1
+    # The bridges, each an addon of its own (addons/).
+    for manifest in "$ROOT"/addons/*/__manifest__.py; do
+        [ -f "$manifest" ] || continue
+        (cd "$ROOT/addons" && "$PY" -m pylint --rcfile="$ROOT/.pylintrc-mandatory" \
+            "$(basename "$(dirname "$manifest")")") || lint_fail=1
+    done
     # The pure packages' type annotations (pyproject.toml: [tool.mypy]).
     (cd "$ADDONS" && "$PY" -m mypy --config-file="$ROOT/pyproject.toml") || lint_fail=1
     record lint $((1 - lint_fail)) "$lint_fail"
@@ -149,9 +155,18 @@ if want unit; then
     pytest_stage unit -q "$T/parsers" "$T/services/engine" "$T/services/mqtt" "$T/tools"
 fi
 
-# What the Odoo stage installs: the addon, and the session hook's example
-# (so every test of the Odoo layer runs a real override of the hook).
-INSTALL="open_workshop_mqtt,owm_session_hook_example"
+# What the Odoo stage installs: the addon, the session hook's example (so
+# every test of the Odoo layer runs a real override of the hook) and the
+# bridges of addons/ (tools/harness_base.py bridge_addons, for the e2e tests).
+BRIDGES=()
+for manifest in "$ROOT"/addons/*/__manifest__.py; do
+    [ -f "$manifest" ] && BRIDGES+=("$(basename "$(dirname "$manifest")")")
+done
+INSTALL="$(IFS=,; echo "open_workshop_mqtt,owm_session_hook_example${BRIDGES[*]:+,${BRIDGES[*]}}")"
+BRIDGE_TESTS=()
+for bridge in "${BRIDGES[@]}"; do
+    [ -d "$ROOT/addons/$bridge/tests" ] && BRIDGE_TESTS+=("$ROOT/addons/$bridge/tests")
+done
 if want odoo; then
     echo "== odoo: install on database $DB with Odoo's test runner, then pytest-odoo"
     PORT="$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -180,7 +195,7 @@ if want odoo; then
     pytest_stage odoo -q --odoo-database="$DB" --odoo-addons-path="$OWM_ADDONS_PATH" \
         --odoo-log-level=warn --odoo-http --odoo-extra="data-dir=$WORK/data" \
         --odoo-extra=test-enable \
-        "$T/models" "$T/services/runner" "$T/browser"
+        "$T/models" "$T/services/runner" "$T/browser" "${BRIDGE_TESTS[@]}"
 fi
 
 if want e2e; then

@@ -40,7 +40,12 @@ STATE="${XDG_STATE_HOME:-$HOME/.local/state}/open_workshop_mqtt"
 mkdir -p "$STATE/addons" "$STATE/log"
 ln -sfn "$ROOT" "$STATE/addons/open_workshop_mqtt"
 ODOO_ADDONS="$(cd "$STATE" && "$PY" -c "from odoo.tools import config; config.parse_config([]); print(config['addons_path'])" | tail -1)"
-ADDONS_PATH="$ODOO_ADDONS,$STATE/addons"
+ADDONS_PATH="$ODOO_ADDONS,$STATE/addons,$ROOT/addons"
+# The addon and the bridges of addons/ (maintenance, point of sale).
+INSTALL="open_workshop_mqtt"
+for manifest in "$ROOT"/addons/*/__manifest__.py; do
+    [ -f "$manifest" ] && INSTALL="$INSTALL,$(basename "$(dirname "$manifest")")"
+done
 
 PIDS=()
 wait_gone() { # seconds: until every started process ended, at most that long
@@ -94,9 +99,9 @@ fi
 CREATED=0
 if ! db_has_addon; then
     CREATED=1
-    echo "Creating the demo database $DB with the addon and demo data (about a minute)..."
+    echo "Creating the demo database $DB with the addons and demo data (about two minutes)..."
     # English first (the database default), German for the staff demo user.
-    "$PY" "$ODOO_BIN" -d "$DB" -i open_workshop_mqtt --addons-path="$ADDONS_PATH" \
+    "$PY" "$ODOO_BIN" -d "$DB" -i "$INSTALL" --addons-path="$ADDONS_PATH" \
         --load-language=en_US,de_DE --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/install.log" ||
         die "installing the addon failed; see $STATE/log/install.log"
 fi
@@ -109,7 +114,8 @@ if [ "$CREATED" = 1 ]; then
     echo "$CODE_HASH" >"$STATE/$DB.code"
 elif [ "$(cat "$STATE/$DB.code" 2>/dev/null)" != "$CODE_HASH" ]; then
     echo "The addon changed since $DB was last updated: updating it..."
-    "$PY" "$ODOO_BIN" -d "$DB" -u open_workshop_mqtt --addons-path="$ADDONS_PATH" \
+    # (-i adds a bridge that came with the update; -u updates the rest.)
+    "$PY" "$ODOO_BIN" -d "$DB" -i "$INSTALL" -u "$INSTALL" --addons-path="$ADDONS_PATH" \
         --stop-after-init --max-cron-threads=0 --logfile="$STATE/log/update.log" ||
         die "updating the addon failed; see $STATE/log/update.log"
     echo "$CODE_HASH" >"$STATE/$DB.code"

@@ -204,6 +204,11 @@ class MqttDevice(models.Model):
 
     # Live state, written by the runner.
     current_state = fields.Selection(STATES, default="idle", readonly=True)
+    state_since = fields.Datetime(
+        string="In This State Since",
+        readonly=True,
+        help="When the runner wrote the machine's current state first.",
+    )
     current_power_w = fields.Float(string="Power (W)", readonly=True, digits=(16, 1))
     current_energy_wh = fields.Float(
         string="Meter Counter (Wh)",

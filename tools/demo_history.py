@@ -181,6 +181,26 @@ def main():
             f"{sum(c.count for c in tail.chunks):,} history records"
         )
     print(f"demo history: {created} sessions over {opts.days} days")
+    count_into_maintenance(rpc)
+
+
+def count_into_maintenance(rpc):
+    """With the maintenance bridge: the equipment's meters count the imported
+    sessions (an import is no close), and the plans they made due open their
+    requests."""
+    if not rpc("ir.model", "search_count", [("model", "=", "mqtt.maintenance.plan")]):
+        return
+    equipment = rpc(
+        "maintenance.equipment", "search", [("mqtt_device_id", "!=", False)]
+    )
+    if equipment:
+        rpc("maintenance.equipment", "action_recount_meters", equipment)
+    plans = rpc("mqtt.maintenance.plan", "search", [])
+    if plans:
+        rpc("mqtt.maintenance.plan", "action_check_now", plans)
+    print(
+        f"demo history: {len(equipment)} equipment counted, {len(plans)} plans checked"
+    )
 
 
 def feed(machine, tail, ts, power=None, energy=None):

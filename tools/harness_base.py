@@ -19,6 +19,15 @@ EXTRA_ADDONS_DIRS = (ROOT / "addons", ROOT / "tests" / "addons")
 HOOK_EXAMPLE = "owm_session_hook_example"
 
 
+def bridge_addons():
+    """The bridge addons of addons/ (each folder with a manifest), sorted:
+    every test database installs them, as ``run-tests.sh`` does."""
+    folder = ROOT / "addons"
+    if not folder.is_dir():
+        return []
+    return sorted(p.parent.name for p in folder.glob("*/__manifest__.py"))
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -178,6 +178,8 @@ def _write_sessions(env, works):
 
 _DEVICE_UPDATE = """
 UPDATE mqtt_device AS d SET
+    state_since = CASE WHEN d.current_state IS DISTINCT FROM v.state
+        THEN (now() at time zone 'UTC') ELSE d.state_since END,
     current_state = v.state,
     current_power_w = v.power,
     current_energy_wh = COALESCE(v.energy, d.current_energy_wh),

@@ -122,7 +122,8 @@ def test_prefork_odoo_behind_nginx_pushes_live_changes_over_tls(
         (DEPLOY / "odoo.conf").read_text(),
         [
             (
-                "addons_path = /opt/odoo/odoo/addons,/opt/odoo/addons",
+                "addons_path = /opt/odoo/odoo/addons,/opt/odoo/addons,"
+                "/opt/odoo/addons/open_workshop_mqtt/addons",
                 f"addons_path = {h.addons_path()}",
             ),
             ("data_dir = /var/lib/odoo", f"data_dir = {home / 'data'}"),
