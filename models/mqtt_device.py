@@ -61,6 +61,9 @@ _STATE_LABELS = {
     State.STOPPING: "Stopping",
 }
 STATES = [(state.value, _STATE_LABELS[state]) for state in State]
+# The live board's bus notification (static/src/js/live_board.js listens).
+DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
+MAX_NOTIFIED_IDS = 500
 
 
 class MqttDevice(models.Model):
@@ -502,6 +505,20 @@ class MqttDevice(models.Model):
             "search_default_filter_running": 0,
         }
         return action
+
+    @api.model
+    def _notify_changed(self, ids):
+        """The runner wrote these machines' live state: tell who shows it.
+
+        Called once per committed batch with the ids of the machines whose
+        state, power or session changed (in the runner's flush: keep it
+        cheap).  The live board gets the ids and reads them itself; an addon
+        that shows machines elsewhere (a till) extends this."""
+        group = self.env.ref("open_workshop_mqtt.group_user", raise_if_not_found=False)
+        if not group:
+            return
+        payload = {"ids": list(ids) if len(ids) <= MAX_NOTIFIED_IDS else []}
+        self.env["bus.bus"]._sendone(group, DEVICE_NOTIFICATION, payload)
 
     def _detector_config(self):
         """The machine's detector parameters as the engine takes them

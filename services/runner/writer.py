@@ -35,9 +35,6 @@ from .detector import SessionDetector, SessionsChanged
 
 _logger = logging.getLogger(__name__)
 
-DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
-MAX_NOTIFIED_IDS = 500
-
 
 class LostOwnership(Exception):
     """Another runner holds the connection now: this batch must not land."""
@@ -88,7 +85,7 @@ def write_batch(env, batch: Batch, isolate=False, known=()) -> WriteResult:
     errors = _write_quarantined(env, batch)
     _write_connections(cr, batch, errors)
     if batch.notify:
-        _notify_browsers(env, batch.notify)
+        env["mqtt.device"]._notify_changed(batch.notify)
     return WriteResult(session_ids)
 
 
@@ -402,11 +399,3 @@ def _error_text(error):
 def _error_data(error):
     """The message's template and values, to show it in the reader's language."""
     return _dumps(error.to_json()) if isinstance(error, Text) else None
-
-
-def _notify_browsers(env, ids):
-    group = env.ref("open_workshop_mqtt.group_user", raise_if_not_found=False)
-    if not group:
-        return
-    payload = {"ids": ids if len(ids) <= MAX_NOTIFIED_IDS else []}
-    env["bus.bus"]._sendone(group, DEVICE_NOTIFICATION, payload)

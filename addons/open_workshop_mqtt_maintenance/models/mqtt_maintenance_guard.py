@@ -18,7 +18,7 @@ looks every minute.  ``preview_text`` says how often the guard would have
 fired in the last 30 days, to choose X before turning it on.
 """
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytz
 
@@ -26,7 +26,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
 from odoo.addons.open_workshop_mqtt.models.rights import MANAGER, guarded
-from odoo.addons.open_workshop_mqtt.services.engine.timebase import from_utc
+from odoo.addons.open_workshop_mqtt.services.engine.timebase import from_utc, to_utc
 
 KINDS = [
     ("left_on", "Left On"),
@@ -280,10 +280,7 @@ class MqttMaintenanceGuard(models.Model):
         curve = machine._power_curve(from_utc(start), from_utc(end))
         state = "standby" if self.kind == "left_on" else "nodata"
         return [
-            (
-                datetime.utcfromtimestamp(a / 1000.0),
-                datetime.utcfromtimestamp(b / 1000.0),
-            )
+            (to_utc(a / 1000.0), to_utc(b / 1000.0))
             for a, b, s in curve["spans"]
             if s == state
         ]

@@ -15,42 +15,16 @@
 import { Component, onWillUnmount, useState } from "@odoo/owl";
 import { _t } from "@web/core/l10n/translation";
 import { registry } from "@web/core/registry";
-import { formatInteger } from "@web/views/fields/formatters";
 import { standardFieldProps } from "@web/views/fields/standard_field_props";
+import { formatDuration, formatHours, formatStart } from "./duration";
 
 const { DateTime } = luxon;
-
-export function formatDuration(seconds) {
-    const s = Math.max(0, Math.round(seconds || 0));
-    if (s < 60) {
-        return _t("%s s", s);
-    }
-    const minutes = Math.round(s / 60);
-    if (minutes < 60) {
-        return _t("%s min", minutes);
-    }
-    const h = formatInteger(Math.floor(minutes / 60));
-    const m = minutes % 60;
-    return m ? _t("%(h)s h %(m)s min", { h, m }) : _t("%s h", h);
-}
-
-export function formatHours(hours) {
-    return formatDuration((hours || 0) * 3600);
-}
 
 function useTicking() {
     const state = useState({ now: Date.now() });
     const timer = setInterval(() => (state.now = Date.now()), 1000);
     onWillUnmount(() => clearInterval(timer));
     return state;
-}
-
-/** "14:02" today, "Sat 14:02" another day: when something started. */
-export function formatStart(value, now = DateTime.now()) {
-    if (value.hasSame(now, "day")) {
-        return value.toLocaleString(DateTime.TIME_SIMPLE);
-    }
-    return value.toLocaleString({ weekday: "short", hour: "numeric", minute: "2-digit" });
 }
 
 class DurationField extends Component {

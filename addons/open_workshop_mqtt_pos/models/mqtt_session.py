@@ -1,0 +1,246 @@
+# Copyright 2026 Open Workshop MQTT developers
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""A session at the counter: its member, its price, the order line that
+charged it, and the till that holds it meanwhile.
+
+Charged at most once, on the server:
+
+* a till *reserves* a closed session when the cashier adds it to an order
+  (``pos_reserve``): one atomic update that succeeds only when the session is
+  neither charged nor held by another open till's order; two tills at the
+  same moment: one wins, the other is told;
+* a paid order *charges* its sessions (``pos.order._owm_charge``): each
+  session row is locked and points to the one line that charged it
+  (``pos_order_line_id``); a line of a session that is charged already
+  (a forged or a late order) is kept without the session and named for the
+  managers, never charged twice;
+* a refund of that line frees the session; removing the line, or closing the
+  till's session, releases the reservation.
+"""
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from odoo.addons.open_workshop_mqtt.models.rights import guarded
+
+from .pricing import price
+
+POS_USER = "point_of_sale.group_pos_user"
+# What a till reads of a session.
+TILL_FIELDS = [
+    "id",
+    "device_id",
+    "state",
+    "start_time",
+    "end_time",
+    "working_duration_s",
+    "standby_duration_s",
+    "energy_wh",
+    "price",
+    "partner_id",
+    "partner_name",
+    "pos_charged",
+    "pos_reserved_uuid",
+]
+SESSIONS_NOTIFICATION = "OWM_SESSIONS"
+# What holding and charging a session is, in the database.
+HOLD_FIELDS = ["pos_order_line_id", "pos_reserved_uuid", "pos_reserved_session_id"]
+# A till lists the uncharged sessions of this many past days.
+TILL_DAYS = 14
+
+
+class MqttSession(models.Model):
+    _name = "mqtt.session"
+    _inherit = ["mqtt.session", "pos.load.mixin"]
+
+    partner_id = fields.Many2one(
+        "res.partner",
+        string="Member",
+        index="btree_not_null",
+        help="Who used the machine: the customer of the order that charged the "
+        "session, or set by a manager.",
+    )
+    partner_name = fields.Char(related="partner_id.name", string="Member Name")
+    currency_id = fields.Many2one(
+        "res.currency", related="device_id.pos_currency_id", string="Currency"
+    )
+    price = fields.Monetary(
+        compute="_compute_price",
+        store=True,
+        currency_field="currency_id",
+        help="By the machine's rates; once charged, what the order charged.",
+    )
+    pos_order_line_id = fields.Many2one(
+        "pos.order.line",
+        string="Charged On",
+        readonly=True,
+        copy=False,
+        index="btree_not_null",
+        ondelete="set null",
+        help="The paid order line that charged this session (none: not charged, "
+        "or charged and refunded).",
+    )
+    pos_order_id = fields.Many2one(
+        related="pos_order_line_id.order_id", string="Charged in Order"
+    )
+    pos_charged = fields.Boolean(
+        string="Charged",
+        compute="_compute_pos_charged",
+        store=True,
+        index=True,
+    )
+    pos_reserved_uuid = fields.Char(
+        string="Held by Order", readonly=True, copy=False, index="btree_not_null"
+    )
+    pos_reserved_session_id = fields.Many2one(
+        "pos.session", string="Held by Till", readonly=True, copy=False
+    )
+
+    @api.depends("pos_order_line_id")
+    def _compute_pos_charged(self):
+        for session in self:
+            session.pos_charged = bool(session.pos_order_line_id)
+
+    @api.depends(
+        "working_duration_s",
+        "standby_duration_s",
+        "energy_wh",
+        "device_id.rate_working_hour",
+        "device_id.rate_standby_hour",
+        "device_id.rate_kwh",
+        "device_id.minimum_charge",
+        "device_id.rounding_minutes",
+        "pos_order_line_id.price_unit",
+        "pos_order_line_id.discount",
+    )
+    def _compute_price(self):
+        for session in self:
+            line = session.pos_order_line_id
+            if line:
+                session.price = line.price_unit * (1.0 - (line.discount or 0.0) / 100.0)
+                continue
+            machine = session.device_id
+            if not machine:
+                session.price = 0.0
+                continue
+            amount = price(
+                machine._pos_rates(),
+                session.working_duration_s,
+                session.standby_duration_s,
+                session.energy_wh,
+            )
+            session.price = machine.pos_currency_id.round(amount)
+
+    # -- the tills ---------------------------------------------------------------------
+    @api.model
+    def _load_pos_data_domain(self, data):
+        machines = [m["id"] for m in data.get("mqtt.device", {}).get("data", [])]
+        since = fields.Datetime.subtract(fields.Datetime.now(), days=TILL_DAYS)
+        return [
+            ("device_id", "in", machines),
+            "|",
+            ("state", "=", "running"),
+            "&",
+            ("pos_charged", "=", False),
+            ("start_time", ">=", since),
+        ]
+
+    @api.model
+    def _load_pos_data_fields(self, config_id):
+        return list(TILL_FIELDS)
+
+    def _notify_tills(self, removed=()):
+        """Push these sessions (and the ids of ``removed`` ones) to the open
+        tills."""
+        configs = self.env["pos.session"].sudo()._owm_open_configs()
+        if not configs or not (self or removed):
+            return
+        upsert = self.sudo().filtered(lambda s: s.device_id.pos_product_id)
+        payload = {
+            "upsert": upsert.read(TILL_FIELDS, load=False),
+            "remove_ids": list(removed),
+        }
+        for config in configs:
+            config._notify(SESSIONS_NOTIFICATION, payload)
+
+    def _on_sessions_closed(self, origin, changes=()):
+        result = super()._on_sessions_closed(origin, changes)
+        self._notify_tills(removed=[c.session_id for c in changes if c.after is None])
+        return result
+
+    @guarded(POS_USER, "read")
+    def pos_reserve(self, order_uuid, pos_session_id):
+        """Hold these closed sessions for the order ``order_uuid`` of the
+        till's session ``pos_session_id``; returns ``{"reserved": [ids],
+        "refused": [{"id", "reason"}]}`` (a session charged, held by another
+        order, or still running is refused, with the reason)."""
+        till = self.env["pos.session"].browse(pos_session_id).exists()
+        if not till or till.state != "opened" or not order_uuid:
+            raise UserError(_("Open the till's session first."))
+        till.check_access("read")
+        self.flush_model(HOLD_FIELDS)
+        reserved, refused = [], []
+        for session in self:
+            reason = self._owm_refusal(session)
+            if reason is None:
+                self.env.cr.execute(
+                    """
+                    UPDATE mqtt_session
+                       SET pos_reserved_uuid = %(uuid)s,
+                           pos_reserved_session_id = %(till)s
+                     WHERE id = %(id)s
+                       AND pos_order_line_id IS NULL
+                       AND (pos_reserved_uuid IS NULL
+                            OR pos_reserved_uuid = %(uuid)s
+                            OR pos_reserved_session_id IS NULL
+                            OR pos_reserved_session_id IN (
+                                SELECT id FROM pos_session WHERE state != 'opened'))
+                 RETURNING id
+                    """,
+                    {"uuid": order_uuid, "till": till.id, "id": session.id},
+                    # Two tills at once: the later one's update fails to
+                    # serialize and Odoo tries its request again, which then
+                    # finds the session held. Expected: not logged as an error.
+                    log_exceptions=False,
+                )
+                if self.env.cr.fetchone():
+                    reserved.append(session.id)
+                    continue
+                session.invalidate_recordset()
+                reason = self._owm_refusal(session) or _("It is held by another till.")
+            refused.append({"id": session.id, "reason": reason})
+        self.invalidate_recordset(["pos_reserved_uuid", "pos_reserved_session_id"])
+        if reserved:
+            self.browse(reserved)._notify_tills()
+        return {"reserved": reserved, "refused": refused}
+
+    @api.model
+    def _owm_refusal(self, session):
+        """Why ``session`` cannot be added to an order now (None: it can)."""
+        session = session.sudo()
+        if session.state != "closed":
+            return _("%s is still running: stop it first.", session.device_id.name)
+        if session.pos_order_line_id:
+            return _(
+                "It is charged already (%s).", session.pos_order_line_id.order_id.name
+            )
+        if not session.device_id.pos_product_id:
+            return _("%s has no product for the counter.", session.device_id.name)
+        return None
+
+    @guarded(POS_USER, "read")
+    def pos_release(self, order_uuid):
+        """The order ``order_uuid`` no longer holds these sessions."""
+        if not self or not order_uuid:
+            return True
+        self.flush_model(HOLD_FIELDS)
+        self.env.cr.execute(
+            "UPDATE mqtt_session SET pos_reserved_uuid = NULL, "
+            "pos_reserved_session_id = NULL "
+            "WHERE id IN %s AND pos_reserved_uuid = %s RETURNING id",
+            (tuple(self.ids), order_uuid),
+        )
+        released = [row[0] for row in self.env.cr.fetchall()]
+        self.invalidate_recordset(["pos_reserved_uuid", "pos_reserved_session_id"])
+        self.browse(released)._notify_tills()
+        return True
