@@ -11,6 +11,8 @@ How a session opens, changes, closes and is removed, and the hook other
 addons react with: mqtt_session_lifecycle.py.
 """
 
+import pytz
+
 from odoo import api, fields, models
 
 from ..services.engine.timebase import to_utc
@@ -31,6 +33,15 @@ _END_REASON_LABELS = {
     MANUAL: "Manual",
 }
 END_REASON_SELECTION = [(reason, _END_REASON_LABELS[reason]) for reason in END_REASONS]
+WEEKDAYS = [
+    ("0", "Monday"),
+    ("1", "Tuesday"),
+    ("2", "Wednesday"),
+    ("3", "Thursday"),
+    ("4", "Friday"),
+    ("5", "Saturday"),
+    ("6", "Sunday"),
+]
 
 
 class MqttSession(models.Model):
@@ -100,11 +111,37 @@ class MqttSession(models.Model):
         digits=(16, 1),
     )
     end_reason = fields.Selection(END_REASON_SELECTION)
+    # For grouping by when in the week and the day sessions start (the web
+    # client groups a date only by year to day): in the company's time zone
+    # (its address's), UTC without one.
+    start_weekday = fields.Selection(
+        WEEKDAYS, string="Weekday", compute="_compute_start_local", store=True
+    )
+    start_hour = fields.Integer(
+        string="Hour of Day",
+        compute="_compute_start_local",
+        store=True,
+        aggregator=None,
+        help="The hour the session started (0-23), in the company's time zone.",
+    )
     start_exact = fields.Char(string="Start", compute="_compute_exact")
     end_exact = fields.Char(string="End", compute="_compute_exact")
     counted_to_exact = fields.Char(string="Counted Up To", compute="_compute_exact")
     working_exact = fields.Char(string="Working", compute="_compute_exact")
     standby_exact = fields.Char(string="Standby", compute="_compute_exact")
+
+    @api.depends("start_time", "company_id.partner_id.tz")
+    def _compute_start_local(self):
+        for rec in self:
+            if not rec.start_time:
+                rec.start_weekday = rec.start_hour = False
+                continue
+            zone = rec.company_id.partner_id.tz or self.env.company.partner_id.tz
+            local = pytz.utc.localize(rec.start_time).astimezone(
+                pytz.timezone(zone or "UTC")
+            )
+            rec.start_weekday = str(local.weekday())
+            rec.start_hour = local.hour
 
     @api.depends(
         "start_ts",

@@ -83,3 +83,24 @@ class TestSession(WorkshopCase):
             ["working_hours:sum"],
         )
         self.assertEqual(sorted(hours for _day, hours in groups), [0.5, 1.0])
+
+    def test_the_search_groups_by_weekday_and_hour_in_the_companys_zone(self):
+        """The web client groups a date by year to day only: the search's
+        Weekday and Hour of Day group by stored fields, in the company's
+        time zone."""
+        self.env.company.partner_id.tz = "Europe/Berlin"
+        # Monday 16 March 2026, 23:30 UTC: Tuesday 00:30 in Berlin.
+        start = 1_773_703_800.0
+        late = self.make_session(self.device, start, end_ts=start + 60, state="closed")
+        self.assertEqual((late.start_weekday, late.start_hour), ("1", 0))
+        self.make_session(self.device, start + 3 * 3600)
+        groups = self.env["mqtt.session"]._read_group(
+            [("device_id", "=", self.device.id)], ["start_hour"], ["__count"]
+        )
+        self.assertEqual(sorted(groups), [(0, 1), (3, 1)])
+        # The company moves: its sessions follow.
+        self.env.company.partner_id.tz = "UTC"
+        self.assertEqual((late.start_weekday, late.start_hour), ("0", 23))
+        arch = self.env.ref("open_workshop_mqtt.mqtt_session_view_search").arch
+        self.assertIn("'group_by': 'start_weekday'", arch)
+        self.assertIn("'group_by': 'start_hour'", arch)
