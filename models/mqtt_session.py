@@ -13,7 +13,8 @@ addons react with: mqtt_session_lifecycle.py.
 
 import pytz
 
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
 
 from ..services.engine.timebase import to_utc
 from ..services.engine.types import (
@@ -23,7 +24,7 @@ from ..services.engine.types import (
     POWER_DROP,
     TIMEOUT,
 )
-from .rights import USER, guarded
+from .rights import MANAGER, USER, guarded
 from .runner_signal import notify_runner
 
 _END_REASON_LABELS = {
@@ -44,12 +45,42 @@ WEEKDAYS = [
 ]
 
 
+# What the runner, a person's start and stop and a recompute write (as
+# superuser, through mqtt_session_lifecycle.py), never a client: a session is
+# the machine's record.  Addons add theirs (``_server_fields``).
+SERVER_FIELDS = frozenset(
+    {
+        "device_id",
+        "start_time",
+        "end_time",
+        "start_ts",
+        "end_ts",
+        "last_update_ts",
+        "state",
+        "origin",
+        "started_by_id",
+        "stopped_by_id",
+        "standby_duration_s",
+        "working_duration_s",
+        "energy_wh",
+        "end_reason",
+    }
+)
+
+
 class MqttSession(models.Model):
     _name = "mqtt.session"
     _description = "Machine Usage Session"
     _order = "start_time desc, id desc"
+    _check_company_auto = True
+
     device_id = fields.Many2one(
-        "mqtt.device", string="Machine", required=True, ondelete="restrict", index=True
+        "mqtt.device",
+        string="Machine",
+        required=True,
+        ondelete="restrict",
+        index=True,
+        check_company=True,
     )
     connection_id = fields.Many2one(related="device_id.connection_id", store=True)
     company_id = fields.Many2one(related="device_id.company_id", store=True, index=True)
@@ -209,6 +240,34 @@ class MqttSession(models.Model):
             "CREATE UNIQUE INDEX IF NOT EXISTS mqtt_session_device_start_unique "
             "ON mqtt_session (device_id, start_ts)"
         )
+
+    @api.model
+    def _server_fields(self):
+        """The fields no client writes (SERVER_FIELDS; an addon adds its own)."""
+        return SERVER_FIELDS
+
+    @guarded(MANAGER, "write")
+    def write(self, vals):
+        if not self.env.su and self._server_fields() & set(vals):
+            raise UserError(
+                _(
+                    "A session's machine, times, use and state are what the meter "
+                    "said: recompute them instead (Configuration > Recompute "
+                    "Sessions)."
+                )
+            )
+        return super().write(vals)
+
+    @guarded(MANAGER, "unlink")
+    def unlink(self):
+        if not self.env.su:
+            raise UserError(
+                _(
+                    "Sessions are the machines' record and are not deleted by hand: "
+                    "recompute them instead (Configuration > Recompute Sessions)."
+                )
+            )
+        return super().unlink()
 
     @guarded(USER)
     def get_power_curve(self):

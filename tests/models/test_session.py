@@ -3,6 +3,7 @@
 
 from psycopg2 import IntegrityError
 
+from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -104,3 +105,17 @@ class TestSession(WorkshopCase):
         arch = self.env.ref("open_workshop_mqtt.mqtt_session_view_search").arch
         self.assertIn("'group_by': 'start_weekday'", arch)
         self.assertIn("'group_by': 'start_hour'", arch)
+
+    def test_a_session_is_the_machines_record(self):
+        session = self.make_session(self.device, T0, end_ts=T0 + 90, state="closed")
+        for values in (
+            {"working_duration_s": 1.0},
+            {"end_ts": T0 + 1},
+            {"state": "running"},
+            {"device_id": self.make_device("Other", "shellypmminig3-0th3r").id},
+        ):
+            with self.assertRaises(UserError):
+                session.with_user(self.manager).write(values)
+        with self.assertRaises(UserError):
+            session.with_user(self.manager).unlink()
+        self.assertEqual(session.working_duration_s, 0.0)

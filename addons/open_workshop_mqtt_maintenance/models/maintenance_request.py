@@ -7,7 +7,7 @@ rely on: at most one open request per plan (a partial unique index), also
 when two workers or two nodes find the plan due at the same moment."""
 
 from odoo import _, api, fields, models
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 
 from odoo.addons.open_workshop_mqtt.models.rights import guarded
 
@@ -59,6 +59,16 @@ class MaintenanceRequest(models.Model):
         done_before = {r.id for r in self if r.stage_id.done}
         res = super().write(vals)
         if "stage_id" in vals:
+            reopened = self.filtered(
+                lambda r: r.mqtt_plan_id and r.id in done_before and not r.stage_id.done
+            )
+            if reopened and not self.env.su:
+                raise UserError(
+                    _(
+                        "A plan's done request stays done (the plan counts from "
+                        "it): open a new request instead."
+                    )
+                )
             finished = self.filtered(
                 lambda r: r.mqtt_plan_id and r.stage_id.done and r.id not in done_before
             )

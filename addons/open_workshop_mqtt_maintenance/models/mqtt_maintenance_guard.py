@@ -23,7 +23,7 @@ from datetime import timedelta
 import pytz
 
 from odoo import _, api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 from odoo.addons.open_workshop_mqtt.models.rights import MANAGER, guarded
 from odoo.addons.open_workshop_mqtt.services.engine.timebase import from_utc, to_utc
@@ -35,6 +35,8 @@ KINDS = [
     ("off_hours", "Used Outside Working Hours"),
 ]
 PREVIEW_DAYS = 30
+# What the guard itself sets while it watches.
+ALERT_FIELDS = frozenset({"alert_active", "alert_since", "activity_id"})
 
 
 class MqttMaintenanceGuard(models.Model):
@@ -70,9 +72,7 @@ class MqttMaintenanceGuard(models.Model):
     alert_active = fields.Boolean(readonly=True, copy=False)
     alert_since = fields.Datetime(readonly=True, copy=False)
     activity_id = fields.Many2one("mail.activity", readonly=True, copy=False)
-    preview_text = fields.Text(
-        string="Last 30 Days", compute="_compute_preview", compute_sudo=True
-    )
+    preview_text = fields.Text(string="Last 30 Days", compute="_compute_preview")
 
     _sql_constraints = [
         (
@@ -99,14 +99,27 @@ class MqttMaintenanceGuard(models.Model):
             if guard.threshold_minutes < 1:
                 raise ValidationError(_("A guard waits at least one minute."))
 
+    @api.model_create_multi
+    @guarded(MANAGER, "create")
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_alert_values(vals)
+        return super().create(vals_list)
+
     @guarded(MANAGER, "write")
     def write(self, vals):
+        self._check_alert_values(vals)
         res = super().write(vals)
         if vals.get("active") is False:
             # An archived guard watches no more: its alert ends with it.
             for guard in self.filtered("alert_active"):
                 guard._resolve_alert()
         return res
+
+    def _check_alert_values(self, vals):
+        """A guard's alert is what it saw, never a client's."""
+        if not self.env.su and ALERT_FIELDS & set(vals):
+            raise UserError(_("A guard's alert is raised and ended by the guard."))
 
     # -- the condition, now ---------------------------------------------------------
     def _condition_since(self, now):
@@ -202,8 +215,14 @@ class MqttMaintenanceGuard(models.Model):
 
     def _resolve_alert(self):
         self.ensure_one()
-        if self.activity_id.exists():
-            self.activity_id.action_feedback(_("The condition ended by itself."))
+        activity = self.activity_id.exists()
+        equipment = self.device_id.equipment_ids
+        if (
+            activity
+            and activity.res_model == "maintenance.equipment"
+            and activity.res_id in equipment.ids
+        ):
+            activity.action_feedback(_("The condition ended by itself."))
         self.sudo().write(
             {"alert_active": False, "alert_since": False, "activity_id": False}
         )
@@ -234,7 +253,10 @@ class MqttMaintenanceGuard(models.Model):
             if not guard.device_id:
                 guard.preview_text = False
                 continue
-            spans = guard._past_spans(now - timedelta(days=PREVIEW_DAYS), now)
+            # The reader's machine (an onchange may name any): its history is
+            # then read as superuser.
+            guard.device_id.check_access("read")
+            spans = guard.sudo()._past_spans(now - timedelta(days=PREVIEW_DAYS), now)
             minimum = timedelta(minutes=guard.threshold_minutes)
             fired = [(a, b) for a, b in spans if b - a >= minimum]
             if not fired:

@@ -48,7 +48,10 @@ class MqttMaintenancePlan(models.Model):
     )
     company_id = fields.Many2one(related="equipment_id.company_id", store=True)
     device_id = fields.Many2one(
-        related="equipment_id.mqtt_device_id", string="Machine", store=True
+        related="equipment_id.mqtt_device_id",
+        string="Machine",
+        store=True,
+        compute_sudo=False,
     )
     interval_working_hours = fields.Float(
         string="Every (working hours)",
@@ -154,21 +157,40 @@ class MqttMaintenancePlan(models.Model):
     @api.model_create_multi
     @guarded(MANAGER, "create")
     def create(self, vals_list):
-        Equipment = self.env["maintenance.equipment"].sudo()
+        Equipment = self.env["maintenance.equipment"]
+        today = fields.Date.context_today(self)
         for vals in vals_list:
-            if "base_working_hours" not in vals and vals.get("equipment_id"):
+            equipment = Equipment.browse(vals.get("equipment_id"))
+            equipment.check_access("read")
+            meter = equipment.sudo().mqtt_working_hours
+            if "base_working_hours" not in vals:
                 # It counts from the machine's working hours now.
-                equipment = Equipment.browse(vals["equipment_id"])
-                vals["base_working_hours"] = equipment.mqtt_working_hours
+                vals["base_working_hours"] = meter
+            elif not 0.0 <= (vals["base_working_hours"] or 0.0) <= meter + 1e-9:
+                raise ValidationError(
+                    _(
+                        "It was last done at %(base).1f working hours, but the "
+                        "machine has %(meter).1f: say when it was last done, "
+                        "up to now.",
+                        base=vals["base_working_hours"] or 0.0,
+                        meter=meter,
+                    )
+                )
+            base_date = fields.Date.to_date(vals.get("base_date"))
+            if base_date and base_date > today:
+                raise ValidationError(_("A plan cannot count from a future day."))
         return super().create(vals_list)
 
     @guarded(MANAGER, "write")
     def write(self, vals):
-        if not self.env.su and COUNTED_FROM & set(vals):
+        if not self.env.su and (COUNTED_FROM | {"equipment_id"}) & set(vals):
             # A plan counts from where it was created or last done; moving
             # that by hand would hide or fake a due plan.
             raise UserError(
-                _("A plan counts from its creation or its last done request.")
+                _(
+                    "A plan counts from its creation or its last done request, for "
+                    "its equipment: make a new plan for another."
+                )
             )
         return super().write(vals)
 

@@ -13,10 +13,12 @@ from datetime import datetime, time, timedelta
 import pytz
 
 from odoo import _, api, fields, models
+from odoo.exceptions import AccessError
 
 from odoo.addons.open_workshop_mqtt.models.rights import USER, guarded
 
 WEEKS = 8
+MAX_WEEKS = 104
 
 
 class MqttUtilisation(models.TransientModel):
@@ -39,9 +41,11 @@ class MqttUtilisation(models.TransientModel):
     @guarded(USER, None)
     def action_open(self, weeks=WEEKS):
         """Make this user's rows for the last ``weeks`` weeks and show them."""
-        rows = self._rows(int(weeks))
-        self.search([("create_uid", "=", self.env.uid)]).unlink()
-        created = self.create(rows)
+        weeks = min(max(int(weeks), 1), MAX_WEEKS)
+        rows = self._rows(weeks)
+        self.search([("create_uid", "=", self.env.uid)]).sudo().unlink()
+        # Rows are made here alone (as superuser; still the user's own).
+        created = self.sudo().create(rows).sudo(False)
         return {
             "type": "ir.actions.act_window",
             "name": _("Utilisation"),
@@ -50,6 +54,19 @@ class MqttUtilisation(models.TransientModel):
             "domain": [("id", "in", created.ids)],
             "context": {"search_default_group_device": 1},
         }
+
+    @api.model_create_multi
+    @guarded(USER, "create")
+    def create(self, vals_list):
+        if not self.env.su:
+            raise AccessError(_("Utilisation rows are made when Utilisation opens."))
+        return super().create(vals_list)
+
+    @guarded(USER, "write")
+    def write(self, vals):
+        if not self.env.su:
+            raise AccessError(_("Utilisation rows are made when Utilisation opens."))
+        return super().write(vals)
 
     @api.model
     def _rows(self, weeks):

@@ -4,5 +4,6 @@ from . import test_plan_race
 from . import test_guards
 from . import test_utilisation
 from . import test_rights
+from . import test_other_company
 from . import test_tour_equipment
 from . import test_i18n

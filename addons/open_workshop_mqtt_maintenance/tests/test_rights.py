@@ -62,7 +62,10 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
         guard = cls.env["mqtt.maintenance.guard"].create(
             {"device_id": cls.device.id, "kind": "long_session", "threshold_minutes": 1}
         )
+        action = cls.env["mqtt.utilisation"].with_user(cls.manager).action_open(weeks=1)
+        rows = cls.env["mqtt.utilisation"].search(action["domain"])
         cls.records = {
+            "mqtt.utilisation": rows,
             "maintenance.equipment": equipment,
             "maintenance.request": request,
             "mqtt.maintenance.plan": plan,
@@ -85,6 +88,8 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
                 "equipment_id": equipment.id,
                 "interval_days": 1,
             },
+            "mqtt.maintenance.guard": {"device_id": cls.device.id, "kind": "silent"},
+            "mqtt.utilisation": {"device_id": cls.device.id},
         }
         assert request, "the plan was due"
 

@@ -19,7 +19,7 @@ Charged at most once, on the server:
 """
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from odoo.addons.open_workshop_mqtt.models.rights import guarded
 
@@ -45,6 +45,8 @@ TILL_FIELDS = [
 SESSIONS_NOTIFICATION = "OWM_SESSIONS"
 # What holding and charging a session is, in the database.
 HOLD_FIELDS = ["pos_order_line_id", "pos_reserved_uuid", "pos_reserved_session_id"]
+# Written by the tills' server code alone (as superuser).
+SERVER_FIELDS = frozenset({*HOLD_FIELDS, "price", "pos_charged"})
 # A till lists the uncharged sessions of this many past days.
 TILL_DAYS = 14
 
@@ -114,6 +116,12 @@ class MqttSession(models.Model):
         "pos_order_line_id.discount",
     )
     def _compute_price(self):
+        if any(isinstance(s.id, models.NewId) for s in self):
+            # A form's draft (an onchange) sees the rates of machines its
+            # user may read only (stored computes run as superuser).
+            self.env(su=False)["mqtt.device"].browse(self.device_id.ids).check_access(
+                "read"
+            )
         for session in self:
             line = session.pos_order_line_id
             if line:
@@ -150,23 +158,39 @@ class MqttSession(models.Model):
         return list(TILL_FIELDS)
 
     def _notify_tills(self, removed=()):
-        """Push these sessions (and the ids of ``removed`` ones) to the open
-        tills."""
+        """Push these sessions, and ``removed`` ones ((session id, machine id)
+        pairs), to the open tills of their machines' company only."""
         configs = self.env["pos.session"].sudo()._owm_open_configs()
         if not configs or not (self or removed):
             return
         upsert = self.sudo().filtered(lambda s: s.device_id.pos_product_id)
-        payload = {
-            "upsert": upsert.read(TILL_FIELDS, load=False),
-            "remove_ids": list(removed),
-        }
+        rows = dict(zip(upsert, upsert.read(TILL_FIELDS, load=False), strict=True))
+        machines = self.env["mqtt.device"].sudo().browse({m for _s, m in removed})
+        company_of = {m.id: m.company_id for m in machines}
         for config in configs:
-            config._notify(SESSIONS_NOTIFICATION, payload)
+
+            def theirs(company, config=config):
+                return not company or company == config.company_id
+
+            payload = {
+                "upsert": [row for s, row in rows.items() if theirs(s.company_id)],
+                "remove_ids": [
+                    sid for sid, machine in removed if theirs(company_of[machine])
+                ],
+            }
+            if payload["upsert"] or payload["remove_ids"]:
+                config._notify(SESSIONS_NOTIFICATION, payload)
 
     def _on_sessions_closed(self, origin, changes=()):
         result = super()._on_sessions_closed(origin, changes)
-        self._notify_tills(removed=[c.session_id for c in changes if c.after is None])
+        self._notify_tills(
+            removed=[(c.session_id, c.device_id) for c in changes if c.after is None]
+        )
         return result
+
+    @api.model
+    def _server_fields(self):
+        return super()._server_fields() | SERVER_FIELDS
 
     @guarded(POS_USER, "read")
     def pos_reserve(self, order_uuid, pos_session_id):
@@ -174,10 +198,9 @@ class MqttSession(models.Model):
         till's session ``pos_session_id``; returns ``{"reserved": [ids],
         "refused": [{"id", "reason"}]}`` (a session charged, held by another
         order, or still running is refused, with the reason)."""
-        till = self.env["pos.session"].browse(pos_session_id).exists()
-        if not till or till.state != "opened" or not order_uuid:
+        if not order_uuid:
             raise UserError(_("Open the till's session first."))
-        till.check_access("read")
+        till = self._owm_till(pos_session_id)
         self.flush_model(HOLD_FIELDS)
         reserved, refused = [], []
         for session in self:
@@ -215,6 +238,18 @@ class MqttSession(models.Model):
         return {"reserved": reserved, "refused": refused}
 
     @api.model
+    def _owm_till(self, pos_session_id):
+        """The caller's open till session ``pos_session_id``, of the
+        sessions' company."""
+        till = self.env["pos.session"].browse(pos_session_id).exists()
+        if not till or till.state != "opened":
+            raise UserError(_("Open the till's session first."))
+        till.check_access("read")
+        if any(s.company_id and s.company_id != till.company_id for s in self.sudo()):
+            raise AccessError(_("These sessions are another company's."))
+        return till
+
+    @api.model
     def _owm_refusal(self, session):
         """Why ``session`` cannot be added to an order now (None: it can)."""
         session = session.sudo()
@@ -229,16 +264,19 @@ class MqttSession(models.Model):
         return None
 
     @guarded(POS_USER, "read")
-    def pos_release(self, order_uuid):
-        """The order ``order_uuid`` no longer holds these sessions."""
+    def pos_release(self, order_uuid, pos_session_id):
+        """The order ``order_uuid`` of the till's session ``pos_session_id``
+        no longer holds these sessions (another till's holds stay)."""
         if not self or not order_uuid:
             return True
+        till = self._owm_till(pos_session_id)
         self.flush_model(HOLD_FIELDS)
         self.env.cr.execute(
             "UPDATE mqtt_session SET pos_reserved_uuid = NULL, "
             "pos_reserved_session_id = NULL "
-            "WHERE id IN %s AND pos_reserved_uuid = %s RETURNING id",
-            (tuple(self.ids), order_uuid),
+            "WHERE id IN %s AND pos_reserved_uuid = %s "
+            "AND pos_reserved_session_id = %s RETURNING id",
+            (tuple(self.ids), order_uuid, till.id),
         )
         released = [row[0] for row in self.env.cr.fetchall()]
         self.invalidate_recordset(["pos_reserved_uuid", "pos_reserved_session_id"])

@@ -24,4 +24,14 @@ class MqttSessionRecompute(models.TransientModel):
                 ]
             )
         )
-        return super()._sessions_left_alone(device) | set(held.ids)
+        # And any a line names (a draft order's, a refunded charge's).
+        named = (
+            self.env["pos.order.line"]
+            .sudo()
+            .search([("mqtt_session_id.device_id", "=", device.id)])
+        )
+        return (
+            super()._sessions_left_alone(device)
+            | set(held.ids)
+            | set(named.mqtt_session_id.ids)
+        )

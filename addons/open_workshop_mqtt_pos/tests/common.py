@@ -67,9 +67,10 @@ class TillCase(TestPoSCommon):
         values.update(vals)
         return self.env["mqtt.session"].sudo().create(values).sudo(False)
 
-    def order_data(self, sessions, customer=False, refund_of=None):
+    def order_data(self, sessions, customer=False, refund_of=None, uuid=None):
         """A paid order of the till with one line per session (at its price),
-        or refunding the lines ``refund_of``."""
+        or refunding the lines ``refund_of``; ``uuid``: the order's (the one
+        its till held the sessions for)."""
         if refund_of:
             params = [
                 {
@@ -86,7 +87,9 @@ class TillCase(TestPoSCommon):
                 for s in sessions
             ]
             prices = [s.price for s in sessions]
-        data = self.create_ui_order_data(params, customer=customer, payments=[])
+        data = self.create_ui_order_data(
+            params, customer=customer, payments=[], uuid=uuid
+        )
         total = 0.0
         for line, unit in zip(data["lines"], prices, strict=True):
             values = line[2]

@@ -19,7 +19,9 @@ class TestChargedAtMostOnce(TillCase):
         result = session.pos_reserve("order-1", self.pos_session.id)
         self.assertEqual(result, {"reserved": [session.id], "refused": []})
         self.assertEqual(session.pos_reserved_uuid, "order-1")
-        (order,) = self.sync(self.order_data(session, customer=self.member))
+        (order,) = self.sync(
+            self.order_data(session, customer=self.member, uuid="order-1")
+        )
         line = order.lines
         self.assertEqual(line.mqtt_session_id, session)
         self.assertEqual(session.pos_order_line_id, line)
@@ -37,7 +39,7 @@ class TestChargedAtMostOnce(TillCase):
         running = self.closed_session(state="running", end_ts=False, end_time=False)
         held.pos_reserve("order-A", self.pos_session.id)
         charged.pos_reserve("order-B", self.pos_session.id)
-        self.sync(self.order_data(charged))
+        self.sync(self.order_data(charged, uuid="order-B"))
         result = (held | charged | running).pos_reserve("order-C", self.pos_session.id)
         self.assertEqual(result["reserved"], [])
         reasons = {r["id"]: r["reason"] for r in result["refused"]}
@@ -48,9 +50,9 @@ class TestChargedAtMostOnce(TillCase):
         self.assertEqual(
             held.pos_reserve("order-A", self.pos_session.id)["reserved"], held.ids
         )
-        held.pos_release("order-C")  # not its holder: nothing happens
+        held.pos_release("order-C", self.pos_session.id)  # not its holder
         self.assertEqual(held.pos_reserved_uuid, "order-A")
-        held.pos_release("order-A")
+        held.pos_release("order-A", self.pos_session.id)
         self.assertEqual(
             held.pos_reserve("order-C", self.pos_session.id)["reserved"], held.ids
         )
@@ -83,7 +85,7 @@ class TestChargedAtMostOnce(TillCase):
         self.assertEqual(
             session.pos_reserve("order-2", self.pos_session.id)["reserved"], session.ids
         )
-        (again,) = self.sync(self.order_data(session))
+        (again,) = self.sync(self.order_data(session, uuid="order-2"))
         self.assertEqual(session.pos_order_line_id, again.lines)
 
     def test_closing_the_till_lets_go(self):

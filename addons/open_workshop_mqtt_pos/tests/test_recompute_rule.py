@@ -4,6 +4,7 @@
 session overlaps of it are left as they are, and the preview says so."""
 
 import time
+from unittest.mock import patch
 
 from odoo.tests import tagged
 
@@ -16,17 +17,28 @@ from .common import TillCase
 
 @tagged("post_install", "-at_install")
 class TestRecomputeLeavesChargedSessionsAlone(TillCase):
+    def recompute(self, t0):
+        params = {name: self.machine[name] for name in mqtt_session_recompute.PARAMS}
+        params["stop_debounce_s"] = 30.0  # would join the two sessions
+        return self.env(su=True)["mqtt.session.recompute"].create(
+            dict(
+                params,
+                device_ids=[(6, 0, self.machine.ids)],
+                date_from=to_utc(t0 - 60),
+                date_to=to_utc(t0 + 300),
+            )
+        )
+
     def test_a_charged_session_stays_as_it_was_charged(self):
-        # Two sessions split by a 20 s dip; a 30 s stop delay would join them.
+        # Two sessions split by a 20 s dip.
         t0 = round(time.time()) - 3600.0
         watts = {
             **dict.fromkeys(range(10, 40, 5), 500.0),
             **dict.fromkeys(range(60, 90, 5), 500.0),
         }
-        su = self.env(su=True)
         prefix = self.machine.topic_prefix
         play_meter(
-            su,
+            self.env(su=True),
             self.machine.connection_id,
             [(prefix, t0 + t, watts.get(t, 0.0)) for t in range(0, 200, 5)],
         )
@@ -35,34 +47,25 @@ class TestRecomputeLeavesChargedSessionsAlone(TillCase):
         )
         (order,) = self.sync(self.order_data(first))
         before = first.read(["end_ts", "working_duration_s", "price"])[0]
-        params = {name: self.machine[name] for name in mqtt_session_recompute.PARAMS}
-        params["stop_debounce_s"] = 30.0
-        wizard = su["mqtt.session.recompute"].create(
-            dict(
-                params,
-                device_ids=[(6, 0, self.machine.ids)],
-                date_from=to_utc(t0 - 60),
-                date_to=to_utc(t0 + 300),
-            )
-        )
+        # Without the rule the recompute would join them (the first changes).
+        Wizard = type(self.env["mqtt.session.recompute"])
+        with patch.object(Wizard, "_sessions_left_alone", lambda self, d: set()):
+            unguarded = self.recompute(t0)
+            unguarded.action_preview()
+        self.assertIn(first, unguarded.line_ids.session_id)
+        wizard = self.recompute(t0)
         wizard.action_preview()
         self.assertGreaterEqual(wizard.machine_ids.left_alone, 1)
+        self.assertNotIn(first, wizard.line_ids.session_id)
         wizard.action_apply()
-        self.assertEqual(
-            first.read(["end_ts", "working_duration_s", "price"])[0], before
-        )
+        after = first.read(["end_ts", "working_duration_s", "price"])[0]
+        self.assertEqual(after, before)
         self.assertTrue(second.exists(), "the session it would have joined stays too")
         self.assertEqual(first.pos_order_line_id, order.lines)
-        # Once the charge is refunded, the recompute joins them.
+        # Refunded, it is free to charge again and still named by its order
+        # lines (their record of what was sold): a recompute leaves it too.
         self.sync(self.order_data(None, refund_of=order.lines))
-        again = su["mqtt.session.recompute"].create(
-            dict(
-                params,
-                device_ids=[(6, 0, self.machine.ids)],
-                date_from=to_utc(t0 - 60),
-                date_to=to_utc(t0 + 300),
-            )
-        )
-        again.action_apply()
-        self.assertFalse(second.exists())
-        self.assertEqual(first.end_ts, t0 + 90)
+        self.assertFalse(first.pos_charged)
+        self.recompute(t0).action_apply()
+        self.assertTrue(second.exists())
+        self.assertEqual(first.end_ts, before["end_ts"])

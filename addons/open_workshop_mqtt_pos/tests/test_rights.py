@@ -22,7 +22,7 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
     ARGS = {
         "write": ({"rate_working_hour": 99.0},),
         "pos_reserve": ("an-order", 0),
-        "pos_release": ("an-order",),
+        "pos_release": ("an-order", 0),
     }
 
     @classmethod
@@ -49,5 +49,48 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
             state="closed",
             working_duration_s=500.0,
         )
-        cls.records = {"mqtt.device": cls.device, "mqtt.session": cls.session}
-        cls.create_values = {}
+        # A line of an order of this company's shop.
+        config = cls.env.ref("point_of_sale.pos_config_main")
+        config.company_id = cls.env.company
+        config.open_ui()
+        product = cls.env["product.product"].create(
+            {"name": "Saw time", "type": "service", "available_in_pos": True}
+        )
+        order = cls.env["pos.order"].create(
+            {
+                "session_id": config.current_session_id.id,
+                "amount_tax": 0.0,
+                "amount_total": 1.0,
+                "amount_paid": 0.0,
+                "amount_return": 0.0,
+                "lines": [
+                    (
+                        0,
+                        0,
+                        {
+                            "product_id": product.id,
+                            "qty": 1,
+                            "price_unit": 1.0,
+                            "price_subtotal": 1.0,
+                            "price_subtotal_incl": 1.0,
+                        },
+                    )
+                ],
+            }
+        )
+        cls.records = {
+            "mqtt.device": cls.device,
+            "mqtt.session": cls.session,
+            "pos.order.line": order.lines,
+        }
+        cls.create_values = {
+            "pos.order.line": {
+                "order_id": order.id,
+                "product_id": product.id,
+                "mqtt_session_id": cls.session.id,
+                "qty": 1,
+                "price_unit": 1.0,
+                "price_subtotal": 1.0,
+                "price_subtotal_incl": 1.0,
+            }
+        }

@@ -158,7 +158,11 @@ patch(PosStore.prototype, {
             }
         }
         this.data
-            .silentCall("mqtt.session", "pos_release", [sessions.map((s) => s.id), orderUuid])
+            .silentCall("mqtt.session", "pos_release", [
+                sessions.map((s) => s.id),
+                orderUuid,
+                this.session.id,
+            ])
             .catch(() => {});
     },
 
