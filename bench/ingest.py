@@ -93,6 +93,13 @@ def parse_args(argv=None):
         help="py-spy --idle: wall time (waits on PostgreSQL, the GIL, the queue)",
     )
     p.add_argument("--profile-rate", type=float, help="default: the last step's rate")
+    p.add_argument(
+        "--addons",
+        choices=("bridges", "core"),
+        default="bridges",
+        help="installed in the Odoo sections: the addon and its bridges "
+        "(maintenance, point of sale: what a workshop runs), or the addon alone",
+    )
     p.add_argument("--keep-logs", action="store_true", help="keep the work folder")
     p.add_argument("--json-out", default=str(RESULTS / "latest.json"))
     args = p.parse_args(argv)

@@ -196,6 +196,7 @@ def summary(results, args, info, elapsed):
         "drain_seconds": args.drain_seconds,
         "flush_ms": args.flush_ms,
         "runner_env": args.runner_env,
+        "addons": args.addons,
     }
     out["pg_single_commit_per_s"] = results.get("pg_single_commit_per_s")
     out["machine"] = info

@@ -103,11 +103,17 @@ class Bench(Stepper):
         if self.template is None:
             name = self.owned.db("tpl")
             started = time.monotonic()
-            h.create_template(name, self.owned.workdir / "template.log")
+            modules = [h.ADDON]
+            if self.args.addons == "bridges":
+                modules += h.bridge_addons()
+            h.create_template(
+                name, self.owned.workdir / "template.log", modules=modules
+            )
             self.template = name
             self.results["pg_single_commit_per_s"] = commit_probe(name)
             print(
-                f"template database with the addon: {time.monotonic() - started:.0f} s"
+                f"template database with {', '.join(modules)}: "
+                f"{time.monotonic() - started:.0f} s"
             )
         return self.template
 

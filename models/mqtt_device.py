@@ -233,9 +233,10 @@ class MqttDevice(models.Model):
         "(a bug to report): the frame was logged as an error in the raw log and "
         "the other frames went on. Dismiss it once looked at.",
     )
-    detector_snapshot = fields.Json(readonly=True, copy=False)
-
-    parser_snapshot = fields.Json(readonly=True, copy=False)
+    # The engine's state, rewritten by every flush: read only where needed
+    # (prefetch=False), never decoded by a read of the machine's other fields.
+    detector_snapshot = fields.Json(readonly=True, copy=False, prefetch=False)
+    parser_snapshot = fields.Json(readonly=True, copy=False, prefetch=False)
     running_session_id = fields.Many2one("mqtt.session", readonly=True, copy=False)
     running_since = fields.Datetime(related="running_session_id.start_time")
     stop_due = fields.Datetime(

@@ -163,14 +163,17 @@ class MqttSession(models.Model):
 
     @api.depends("start_time", "company_id.partner_id.tz")
     def _compute_start_local(self):
+        zones = {}  # company id -> time zone (the runner computes many at once)
         for rec in self:
             if not rec.start_time:
                 rec.start_weekday = rec.start_hour = False
                 continue
-            zone = rec.company_id.partner_id.tz or self.env.company.partner_id.tz
-            local = pytz.utc.localize(rec.start_time).astimezone(
-                pytz.timezone(zone or "UTC")
-            )
+            company = rec.company_id
+            zone = zones.get(company.id)
+            if zone is None:
+                name = company.partner_id.tz or self.env.company.partner_id.tz
+                zone = zones[company.id] = pytz.timezone(name or "UTC")
+            local = pytz.utc.localize(rec.start_time).astimezone(zone)
             rec.start_weekday = str(local.weekday())
             rec.start_hour = local.hour
 

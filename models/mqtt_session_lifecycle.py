@@ -11,7 +11,8 @@ and stop (the buttons, archiving a machine), and a recompute
   your own to a new session or to every write of its times;
 * ``_on_sessions_closed(origin, changes)`` to react when sessions close.
 
-The hook runs after the write, in the same transaction, under a savepoint:
+The hook runs after the write, in the same transaction, under a savepoint
+(the runner's: once per flush, for every session that flush closed):
 what it does commits together with the close, exactly once.  When it
 raises, the savepoint is rolled back, the failure is logged, counted and
 kept (``mqtt.session.hook.failure``, shown to managers), and the close
@@ -112,14 +113,17 @@ class MqttSession(models.Model):
 
     # -- the lifecycle (every path) -----------------------------------------------
     @api.model
-    def _open_session(self, device_id, start_ts, origin, summary=None, user_id=None):
+    def _open_session(
+        self, device_id, start_ts, origin, summary=None, user_id=None, notify=True
+    ):
         """Create a session; with the ``summary`` of a close it is created
-        closed (then the hook runs for it, origin "runner")."""
+        closed (then the hook runs for it, origin "runner"; ``notify=False``:
+        the caller runs it, see ``_close_session``)."""
         values = self._prepare_open_values(device_id, start_ts, origin, user_id)
         if summary is not None:
             values.update(self._prepare_summary_values(summary))
         session = self.create(values)
-        if summary is not None and summary.end_time is not None:
+        if notify and summary is not None and summary.end_time is not None:
             session._notify_closed(ORIGIN_RUNNER)
         return session
 
@@ -127,12 +131,17 @@ class MqttSession(models.Model):
         """Write a running session's progress (durations and energy so far)."""
         self.write(self._prepare_summary_values(summary))
 
-    def _close_session(self, summary: SessionSummary, origin, **extra):
-        """Close with ``summary`` (``extra``: more values), then the hook."""
+    def _close_session(self, summary: SessionSummary, origin, notify=True, **extra):
+        """Close with ``summary`` (``extra``: more values), then the hook.
+
+        ``notify=False``: the caller runs the hook itself, once for all the
+        sessions it closed (the runner: once per flush, so the sessions'
+        computed fields are computed together and one savepoint serves them)."""
         values = self._prepare_summary_values(summary)
         values.update(extra)
         self.write(values)
-        self._notify_closed(origin)
+        if notify:
+            self._notify_closed(origin)
 
     def _apply_recompute(self, device_id, changes):
         """A recompute's changes of one machine: ``changes`` is a list of

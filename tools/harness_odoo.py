@@ -47,15 +47,18 @@ def copy_filestore(template, name, data_dir):
         shutil.copytree(source, pathlib.Path(data_dir) / "filestore" / name)
 
 
-def create_template(name, log_path, demo=False):
-    """A database with the addon installed, to clone for each test (fast)."""
+def create_template(name, log_path, demo=False, modules=None):
+    """A database with the addon installed, to clone for each test (fast).
+
+    ``modules``: what to install (default: the addon, the session hook's
+    example and the bridges)."""
     drop_database(name)
     cmd = [
         *odoo_command(),
         "-d",
         name,
         "-i",
-        ",".join([ADDON, HOOK_EXAMPLE, *bridge_addons()]),
+        ",".join(modules or [ADDON, HOOK_EXAMPLE, *bridge_addons()]),
         f"--addons-path={addons_path()}",
         "--stop-after-init",
         "--max-cron-threads=0",

@@ -14,6 +14,7 @@ from harness_base import (  # noqa: F401
     ODOO_ADDONS_SNIPPET,
     ROOT,
     addons_path,
+    bridge_addons,
     free_port,
     odoo_default_addons_path,
     odoo_python,

@@ -551,14 +551,14 @@ class Engine:
             work = batch.sessions.get(dev_id)
             if dev.session_id is None and not (work and work.ops):
                 continue
-            summary = dev.state_machine.session
-            if summary is None:
-                continue
-            if (
+            if not (
                 dev.progress_due
                 or dev.state_changed
                 or now - dev.progress_mono >= PROGRESS_EVERY_S
             ):
+                continue  # (the summary is computed only when it is written)
+            summary = dev.state_machine.session
+            if summary is not None:
                 work = batch.session_work(dev.id, dev.name, dev.session_id)
                 work.ops.append(UpdateSession(summary))
                 batch.progressed.add(dev_id)

@@ -35,21 +35,29 @@ class SessionDetector:
         self.device_id = device_id
         self.name = name
 
-    def apply(self, env, work: SessionWork, running: dict[int, int]) -> int | None:
+    def apply(
+        self,
+        env,
+        work: SessionWork,
+        running: dict[int, int],
+        closed: list[int],
+    ) -> int | None:
         """Apply ``work.ops`` with ``env``; return the id of the session left open.
 
         ``running``: {session id: machine id} of the sessions running in this
         transaction (read once for a whole batch, kept up to date here).
+        ``closed``: the ids of the sessions closed here are appended; the
+        caller runs the close hook for them once all machines are written.
         Raises SessionsChanged rather than open a second running session.
         Sessions are written through the session lifecycle
-        (models/mqtt_session_lifecycle.py): a close runs its hook."""
+        (models/mqtt_session_lifecycle.py)."""
         sessions = env["mqtt.session"]
         sid = work.session_id
         ops = work.ops
         for n, op in enumerate(ops):
             if type(op) is OpenSession:
-                sid, closed = self._open(sessions, op, closing(ops, n), running)
-                if not closed:
+                sid, done = self._open(sessions, op, closing(ops, n), running, closed)
+                if not done:
                     running[sid] = self.device_id
                 continue
             if type(op) is ContinueSession:
@@ -60,10 +68,14 @@ class SessionDetector:
                 session = sessions.browse(sid)
                 if isinstance(op, CloseSession):
                     del running[sid]
-                    session._close_session(op.summary, ORIGIN_RUNNER)
-                    # The ORM writes lazily: the database must see it closed
-                    # before the next session of the machine is inserted.
-                    session.flush_recordset()
+                    session._close_session(op.summary, ORIGIN_RUNNER, notify=False)
+                    closed.append(sid)
+                    if any(type(later) is OpenSession for later in ops[n + 1 :]):
+                        # The ORM writes lazily: the database must see it
+                        # closed before the machine's next session is
+                        # inserted (one running session per machine).  Its
+                        # computed fields wait for the batch's one flush.
+                        session.flush_recordset(["state"])
                 elif isinstance(op, UpdateSession):
                     session._update_session(op.summary)
             if type(op) is CloseSession:
@@ -77,6 +89,7 @@ class SessionDetector:
         op: OpenSession,
         close: CloseSession | None,
         running: dict[int, int],
+        closed: list[int],
     ) -> tuple[int, bool]:
         """The session ``op`` opens: its id, and whether it was written closed
         at once (its CloseSession follows in the same batch: it never runs,
@@ -96,5 +109,8 @@ class SessionDetector:
             op.start_ts,
             "manual" if op.manual else "power",
             summary=close.summary if close is not None else None,
+            notify=False,
         )
+        if close is not None:
+            closed.append(session.id)
         return session.id, close is not None

@@ -122,6 +122,7 @@ class MqttSession(models.Model):
             self.env(su=False)["mqtt.device"].browse(self.device_id.ids).check_access(
                 "read"
             )
+        rates_of, currency_of = {}, {}  # per machine: the runner computes many at once
         for session in self:
             line = session.pos_order_line_id
             if line:
@@ -131,13 +132,20 @@ class MqttSession(models.Model):
             if not machine:
                 session.price = 0.0
                 continue
+            rates = rates_of.get(machine)
+            if rates is None:
+                rates = rates_of[machine] = machine._pos_rates()
             amount = price(
-                machine._pos_rates(),
+                rates,
                 session.working_duration_s,
                 session.standby_duration_s,
                 session.energy_wh,
             )
-            session.price = machine.pos_currency_id.round(amount)
+            if amount:
+                if machine not in currency_of:
+                    currency_of[machine] = machine.pos_currency_id
+                amount = currency_of[machine].round(amount)
+            session.price = amount
 
     # -- the tills ---------------------------------------------------------------------
     @api.model
