@@ -4,8 +4,9 @@
     python3 tools/screenshots.py [--url http://127.0.0.1:8069] [--out docs/screenshots]
 
 Logs in as admin, then opens the live board, the latest finished session
-(with its power curve), the analytics dashboard and a recompute preview of
-the table saw with a shorter stop delay, and saves one PNG each.  Drives Chromium
+(with its power curve), the analytics dashboard, a recompute preview of
+the table saw with a shorter stop delay, and, with the maintenance bridge
+installed, a machine's equipment, and saves one PNG each.  Drives Chromium
 over the DevTools protocol (websocket-client); no browser download.
 """
 
@@ -28,6 +29,9 @@ PAGES = {
     "live_board": "/odoo/action-open_workshop_mqtt.mqtt_device_action_board",
     "analytics": "/odoo/action-open_workshop_mqtt.mqtt_dashboard_action",
 }
+
+# A page's tab to open before the picture.
+TABS = {"equipment": '.o_notebook_headers a[name="mqtt_machine"]'}
 
 
 def login(base, db, user, password):
@@ -109,9 +113,41 @@ class Chrome:
             if reply.get("id") == msg_id:
                 return reply.get("result", {})
 
-    def shot(self, url, path, wait_s):
+    def shot(self, url, path, wait_s, click=None):
+        """``url`` once the web client shows it (``click``: a tab to open)."""
         self.send("Page.navigate", url=url)
+        self.wait_for(".o_action_manager > *", wait_s * 8)  # assets built on first use
         time.sleep(wait_s)
+        if click and self.click(click, wait_s):
+            time.sleep(wait_s / 2)
+        self.save(path)
+
+    def wait_for(self, selector, wait_s):
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if self.run(f"!!document.querySelector({json.dumps(selector)})"):
+                return True
+            time.sleep(0.3)
+        return False
+
+    def run(self, expression):
+        """Evaluate JavaScript in the page; its value."""
+        reply = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return reply.get("result", {}).get("value")
+
+    def click(self, selector, wait_s=10.0):
+        """Click the first element ``selector`` finds, waiting for it."""
+        if self.wait_for(selector, wait_s):
+            # Clicked after this call returns: a handler may block the page a while.
+            self.run(
+                f"setTimeout(() => document.querySelector({json.dumps(selector)})"
+                ".click(), 0)"
+            )
+            return True
+        print(f"not found: {selector}")
+        return False
+
+    def save(self, path):
         data = self.send("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         print(f"saved {path}")
@@ -147,6 +183,35 @@ def recompute_preview(opener, base):
     )[0]
     rpc(opener, base, "mqtt.session.recompute", "action_preview", [wizard])
     return wizard
+
+
+def bridge_pages(opener, base):
+    """The bridges' pages (when installed): a machine's equipment."""
+    pages = {}
+    models = {
+        m["model"]
+        for m in rpc(
+            opener,
+            base,
+            "ir.model",
+            "search_read",
+            [("model", "=", "maintenance.equipment")],
+            ["model"],
+        )
+    }
+    if "maintenance.equipment" in models:
+        equipment = rpc(
+            opener,
+            base,
+            "maintenance.equipment",
+            "search_read",
+            [("mqtt_device_id", "!=", False), ("mqtt_plan_ids", "!=", False)],
+            ["id"],
+            limit=1,
+        )
+        if equipment:
+            pages["equipment"] = f"/odoo/maintenance.equipment/{equipment[0]['id']}"
+    return pages
 
 
 def main():
@@ -195,6 +260,7 @@ def main():
     wizard = recompute_preview(opener, args.url)
     if wizard:
         pages["recompute"] = f"/odoo/mqtt.session.recompute/{wizard}"
+    pages.update(bridge_pages(opener, args.url))
     chrome = Chrome()
     try:
         host = args.url.split("//", 1)[1].split("/", 1)[0].split(":")[0]
@@ -205,7 +271,8 @@ def main():
             "Network.setCookie", name="session_id", value=sid, domain=host, path="/"
         )
         for name, path in pages.items():
-            chrome.shot(f"{args.url}{path}", out / f"{name}.png", args.wait)
+            tab = TABS.get(name)
+            chrome.shot(f"{args.url}{path}", out / f"{name}.png", args.wait, tab)
     finally:
         chrome.close()
 
