@@ -6,7 +6,8 @@
 Logs in as admin, then opens the live board, the latest finished session
 (with its power curve), the analytics dashboard, a recompute preview of
 the table saw with a shorter stop delay, and, with the maintenance bridge
-installed, a machine's equipment, and saves one PNG each.  Drives Chromium
+installed, a machine's equipment and a request a plan opened, and saves one
+PNG each.  Drives Chromium
 over the DevTools protocol (websocket-client); no browser download.
 """
 
@@ -186,7 +187,8 @@ def recompute_preview(opener, base):
 
 
 def bridge_pages(opener, base):
-    """The bridges' pages (when installed): a machine's equipment."""
+    """The bridges' pages (when installed): a machine's equipment, a
+    preventive request a plan opened."""
     pages = {}
     models = {
         m["model"]
@@ -211,6 +213,21 @@ def bridge_pages(opener, base):
         )
         if equipment:
             pages["equipment"] = f"/odoo/maintenance.equipment/{equipment[0]['id']}"
+        # A preventive request a plan opened when it fell due.
+        requests = rpc(
+            opener,
+            base,
+            "maintenance.request",
+            "search_read",
+            [("mqtt_plan_id", "!=", False)],
+            ["id"],
+            order="id desc",
+            limit=1,
+        )
+        if requests:
+            pages["maintenance_request"] = (
+                f"/odoo/maintenance.request/{requests[0]['id']}"
+            )
     return pages
 
 

@@ -17,6 +17,7 @@ done re-bases the plan on the meter at that moment.  Override
 import logging
 from datetime import timedelta
 
+from markupsafe import Markup
 from psycopg2 import IntegrityError
 
 from odoo import _, api, fields, models
@@ -261,10 +262,9 @@ class MqttMaintenancePlan(models.Model):
             "company_id": equipment.company_id.id or self.env.company.id,
             "maintenance_type": "preventive",
             "mqtt_plan_id": self.id,
-            "description": (self.note or "")
-            + "<p>"
-            + _("Due by use: %s.", ", ".join(why))
-            + "</p>",
+            # The note is HTML: the reason joins it as a paragraph (escaped).
+            "description": (self.note or Markup())
+            + Markup("<p>%s</p>") % _("Due by use: %s.", ", ".join(why)),
             "schedule_date": fields.Datetime.now(),
             "user_id": equipment.technician_user_id.id,
         }

@@ -31,7 +31,11 @@ class TestPlans(MaintenanceCase):
         request.with_user(self.manager).write({"stage_id": self.done.id})
 
     def test_by_working_hours_at_the_close_of_the_session_that_crosses(self):
-        plan = self.plan(interval_working_hours=0.5, maintenance_team_id=self.team.id)
+        plan = self.plan(
+            interval_working_hours=0.5,
+            maintenance_team_id=self.team.id,
+            note="<p>Check the belt.</p>",
+        )
         self.work_hours(0.3)
         self.assertEqual(plan.state, "ok")
         self.assertAlmostEqual(plan.remaining_working_hours, 0.2, delta=0.01)
@@ -46,6 +50,9 @@ class TestPlans(MaintenanceCase):
         self.assertEqual(request.maintenance_team_id, self.team)
         self.assertEqual(request.user_id, self.manager)
         self.assertIn("0.6 of 0.5 working hours", request.description)
+        # A paragraph of the request's HTML, not escaped markup shown as text.
+        self.assertIn("<p>Check the belt.</p><p>Due by use: ", str(request.description))
+        self.assertNotIn("&lt;p&gt;", str(request.description))
         # More work, more checks: still the one request.
         self.work_hours(0.3)
         plan._check_due()
