@@ -21,6 +21,7 @@ rolls the transaction back).  A case mixes ``RightsWalk`` in before its
 import inspect
 
 from odoo.exceptions import AccessError, UserError
+from odoo.tests import new_test_user
 from odoo.tools import SQL
 
 from ..models.rights import FRAMEWORK
@@ -55,6 +56,25 @@ class RightsWalk:
     # that would tie a new record of another company to ours.
     outsider = manager_b = None
     records = create_values = None
+
+    @classmethod
+    def make_walkers(cls, manager_groups=""):
+        """The two users the walk calls as (for setUpClass): ``outsider``, of
+        this company without any workshop group, and ``manager_b``, a
+        workshop manager (plus ``manager_groups``, comma-separated) of
+        another company, ``company_b``."""
+        cls.company_b = cls.env["res.company"].create({"name": "Other workshop"})
+        cls.outsider = new_test_user(
+            cls.env, login="owm_outsider", groups="base.group_user"
+        )
+        groups = "base.group_user,open_workshop_mqtt.group_manager"
+        cls.manager_b = new_test_user(
+            cls.env,
+            login="owm_manager_of_b",
+            groups=f"{groups},{manager_groups}" if manager_groups else groups,
+            company_id=cls.company_b.id,
+            company_ids=[(6, 0, cls.company_b.ids)],
+        )
 
     def methods(self):
         return public_methods(self.env, self.ADDON)

@@ -4,7 +4,7 @@
 (the walk: tests/rights_walk.py)."""
 
 from odoo.exceptions import AccessError
-from odoo.tests import new_test_user, tagged
+from odoo.tests import tagged
 
 from ..common import WorkshopCase
 from ..rights_walk import RightsWalk, public_methods
@@ -39,17 +39,7 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.company_b = cls.env["res.company"].create({"name": "Other workshop"})
-        cls.outsider = new_test_user(
-            cls.env, login="owm_outsider", groups="base.group_user"
-        )
-        cls.manager_b = new_test_user(
-            cls.env,
-            login="owm_manager_of_b",
-            groups="base.group_user,open_workshop_mqtt.group_manager",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
-        )
+        cls.make_walkers()
         cls.device.fault = "a fault to dismiss"
         cls.session = cls.make_session(cls, cls.device, 1_780_000_000.0)
         cls.device.running_session_id = cls.session

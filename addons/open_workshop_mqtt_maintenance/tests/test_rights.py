@@ -6,7 +6,7 @@ addon's classes."""
 
 from datetime import date, timedelta
 
-from odoo.tests import new_test_user, tagged
+from odoo.tests import tagged
 
 from odoo.addons.open_workshop_mqtt.tests.common import WorkshopCase
 from odoo.addons.open_workshop_mqtt.tests.rights_walk import RightsWalk
@@ -34,18 +34,7 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.company_b = cls.env["res.company"].create({"name": "Other workshop"})
-        cls.outsider = new_test_user(
-            cls.env, login="owm_outsider", groups="base.group_user"
-        )
-        cls.manager_b = new_test_user(
-            cls.env,
-            login="owm_manager_of_b",
-            groups="base.group_user,open_workshop_mqtt.group_manager,"
-            "maintenance.group_equipment_manager",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
-        )
+        cls.make_walkers("maintenance.group_equipment_manager")
         cls.device.company_id = cls.env.company
         equipment = cls.env["maintenance.equipment"].create(
             {"name": "Band saw", "mqtt_device_id": cls.device.id}

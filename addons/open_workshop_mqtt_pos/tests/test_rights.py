@@ -4,7 +4,7 @@
 main addon's walk (open_workshop_mqtt/tests/rights_walk.py) over this
 addon's classes; a cashier of another company holds none of ours."""
 
-from odoo.tests import new_test_user, tagged
+from odoo.tests import tagged
 
 from odoo.addons.open_workshop_mqtt.tests.common import WorkshopCase
 from odoo.addons.open_workshop_mqtt.tests.rights_walk import RightsWalk
@@ -28,18 +28,7 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.company_b = cls.env["res.company"].create({"name": "Other workshop"})
-        cls.outsider = new_test_user(
-            cls.env, login="owm_outsider", groups="base.group_user"
-        )
-        cls.manager_b = new_test_user(
-            cls.env,
-            login="owm_manager_of_b",
-            groups="base.group_user,open_workshop_mqtt.group_manager,"
-            "point_of_sale.group_pos_manager",
-            company_id=cls.company_b.id,
-            company_ids=[(6, 0, cls.company_b.ids)],
-        )
+        cls.make_walkers("point_of_sale.group_pos_manager")
         cls.device.company_id = cls.env.company
         cls.session = cls.make_session(
             cls,
