@@ -92,6 +92,11 @@ def parse_args(argv=None):
         action="store_true",
         help="py-spy --idle: wall time (waits on PostgreSQL, the GIL, the queue)",
     )
+    p.add_argument(
+        "--profile-gil",
+        action="store_true",
+        help="py-spy --gil: only samples holding the GIL (Python's own CPU time)",
+    )
     p.add_argument("--profile-rate", type=float, help="default: the last step's rate")
     p.add_argument(
         "--addons",

@@ -300,6 +300,8 @@ class Bench(Stepper):
         ]  # fmt: skip
         if self.args.profile_idle:
             cmd.append("--idle")
+        if self.args.profile_gil:
+            cmd.append("--gil")
         proc = self.owned.spawn(cmd, "py-spy.log", stdin=subprocess.DEVNULL)
         return proc, out, seconds
 
