@@ -5,11 +5,15 @@ paho 2.2 reads ONE packet per network-loop pass for a subscriber (its packet
 budget counts only its own in-flight messages), with three ``recv`` calls
 per packet, and sends every PUBACK as its own write.  Here: the socket is read
 in 64 KiB chunks and served from a buffer, a loop pass reads every packet
-that has arrived, and the acknowledgements of a committed batch go out as one
-write.  It relies on paho 2.2's internal method names (``_sock_recv``,
-``_packet_read``, ``_loop_rc_handle``, ``_packet_queue``); paho-mqtt is pinned
-to 2.2.0 in requirements.txt and tests/services/mqtt/test_fast_paho.py checks
-them.
+that has arrived, the acknowledgements of a committed batch go out as one
+write, and paho's per-packet debug lines are not formatted (with an
+``on_log`` set, paho formats each one, the message's properties included), nor is a
+topic tree of per-topic callbacks walked when there are none.
+It relies on paho 2.2's internal names (``_sock_recv``, ``_packet_read``,
+``_loop_rc_handle``, ``_packet_queue``, ``_easy_log``,
+``_handle_on_message``, ``_on_message_filtered``, ``_in_callback_mutex``);
+paho-mqtt is pinned to 2.2.0 in requirements.txt and
+tests/services/mqtt/test_fast_paho.py checks them.
 """
 
 import struct
@@ -57,6 +61,24 @@ class FastClient(mqtt.Client):
             if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN:
                 break
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _easy_log(self, level: mqtt.LogLevel, fmt: str, *args: Any) -> None:
+        # Debug lines are per packet; nobody here reads them (on_log keeps
+        # only a socket error, logged at MQTT_LOG_ERR).
+        if level == mqtt.MQTT_LOG_DEBUG:
+            return None
+        return super()._easy_log(level, fmt, *args)
+
+    def _handle_on_message(self, message: mqtt.MQTTMessage) -> None:
+        # With no per-topic callback (message_callback_add), paho still walks
+        # its topic tree for every message: hand it to on_message directly.
+        if self._on_message_filtered._root._children:
+            return super()._handle_on_message(message)
+        on_message = self.on_message
+        if on_message is not None:
+            with self._in_callback_mutex:
+                on_message(self, self._userdata, message)
+        return None
 
     def ack_many(self, mids: Collection[int]) -> mqtt.MQTTErrorCode:
         """Acknowledge QoS 1 messages (manual_ack) with a single socket write."""

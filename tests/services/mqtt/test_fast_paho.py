@@ -19,8 +19,18 @@ pytestmark = pytest.mark.broker
 
 
 def test_paho_still_has_the_internals_we_use():
-    for name in ("_sock_recv", "_packet_read", "_loop_rc_handle", "_packet_queue"):
+    for name in (
+        "_sock_recv",
+        "_packet_read",
+        "_loop_rc_handle",
+        "_packet_queue",
+        "_easy_log",
+        "_handle_on_message",
+    ):
         assert callable(getattr(mqtt.Client, name, None)), name
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    assert isinstance(client._on_message_filtered._root._children, dict)
+    assert client._in_callback_mutex is not None
     assert importlib.metadata.version("paho-mqtt").startswith("2.2.")
 
 
@@ -116,3 +126,29 @@ def test_unacknowledged_messages_come_again_with_dup(broker):
     assert [int(p) for _mid, p, _dup in again] == list(range(20, 50))
     assert all(dup for _mid, _p, dup in again)
     assert [mid for mid, _p, _dup in again] == [mid for mid, _p, _dup in got[20:]]
+
+
+def test_debug_lines_are_not_formatted_the_others_reach_on_log():
+    client = FastClient(mqtt.CallbackAPIVersion.VERSION2, client_id="paho-log")
+    heard = []
+    client.on_log = lambda c, u, level, buf: heard.append((level, buf))
+
+    class Loud:
+        def __str__(self):
+            raise AssertionError("a debug line was formatted")
+
+    client._easy_log(mqtt.MQTT_LOG_DEBUG, "Received PUBLISH %s", Loud())
+    client._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", "reset")
+    assert heard == [(mqtt.MQTT_LOG_ERR, "failed to receive on socket: reset")]
+
+
+def test_a_per_topic_callback_still_gets_its_messages(broker):
+    got, filtered = [], []
+    client = subscriber(broker, "paho-test-filtered", got, clean_start=True)
+    client.message_callback_add("paho/test", lambda c, u, m: filtered.append(m.mid))
+    assert run_until(client, lambda: client.is_connected())
+    run_until(client, lambda: False, timeout=0.3)  # the subscription's ack
+    publish(broker, 3)
+    assert run_until(client, lambda: len(filtered) == 3)
+    assert got == []  # paho's rule: a per-topic callback takes the message
+    client.disconnect()
