@@ -99,7 +99,6 @@ class DeviceRuntime:
         self.last_poll_mono = now
         self.progress_mono = now
         self.progress_due = False
-        self.state_changed = False
         self.rate_limited = False
         self.reject_logged: dict[tuple, float] = {}
         self.reject_counts: dict[tuple, int] = {}

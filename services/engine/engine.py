@@ -58,7 +58,10 @@ SAME_INSTANT = 8  # frames of one device instant remembered as applied
 UNMATCHED_LOG_EVERY_S = 60.0
 REJECT_LOG_EVERY_S = 60.0
 MAX_RAW_PROBLEM_ROWS = 100  # per batch: rejected/unmatched rows kept for operators
-PROGRESS_EVERY_S = 30.0  # running sessions' durations (the board counts live)
+# A running session's durations are written when it opens, then every 30 s
+# (a state change is not worth a session write: the board shows the state
+# live, from the machine's row) and with its close.
+PROGRESS_EVERY_S = 30.0
 NOTIFY_EVERY_S = 1.0
 
 
@@ -358,8 +361,6 @@ class Engine:
                     CloseSession(event.summary)
                 )
                 dev.progress_due = False
-            else:
-                dev.state_changed = True
         if events:
             self._mark(dev, batch)
             self.fleet.track(dev)
@@ -551,11 +552,7 @@ class Engine:
             work = batch.sessions.get(dev_id)
             if dev.session_id is None and not (work and work.ops):
                 continue
-            if not (
-                dev.progress_due
-                or dev.state_changed
-                or now - dev.progress_mono >= PROGRESS_EVERY_S
-            ):
+            if not (dev.progress_due or now - dev.progress_mono >= PROGRESS_EVERY_S):
                 continue  # (the summary is computed only when it is written)
             summary = dev.state_machine.session
             if summary is not None:
@@ -582,7 +579,6 @@ class Engine:
         for dev_id in batch.dirty:
             dev = self.devices.get(dev_id)
             if dev is not None:
-                dev.state_changed = False
                 dev.fault = None  # written: it stays until a manager dismisses it
                 if dev.history is not None:
                     dev.history.written()

@@ -84,7 +84,8 @@ Semantics, and the choices made where the contract is silent:
 """
 
 import math
-from typing import Final
+import operator
+from typing import Any, Final
 
 from .types import (
     MANUAL,
@@ -144,6 +145,8 @@ SNAPSHOT_FLAGS: Final = frozenset(
 )
 # Times kept at -inf until first set (cheap comparisons), None in snapshots.
 _INF_FIELDS = frozenset(("_last_ts", "_last_activity", "_now", "_floor"))
+_INF_KEYS = tuple(_SNAPSHOT_KEYS[name] for name in _INF_FIELDS)
+_snapshot_values = operator.attrgetter(*_SNAPSHOT_KEYS)
 
 
 class SessionStateMachine:
@@ -386,13 +389,13 @@ class SessionStateMachine:
         return None if self._deadline == _INF else self._deadline
 
     def snapshot(self) -> dict:
-        """JSON-safe primitives from which ``restore`` rebuilds this machine."""
-        snap = {"version": SNAPSHOT_VERSION, "state": self._state.value}
-        for name, key in _SNAPSHOT_KEYS.items():
-            value = getattr(self, name)
-            if name in _INF_FIELDS and value == _NINF:
-                value = None
-            snap[key] = value
+        """JSON-safe primitives from which ``restore`` rebuilds this machine
+        (taken for every machine that spoke, at every flush)."""
+        snap: dict[str, Any] = {"version": SNAPSHOT_VERSION, "state": self._state.value}
+        snap.update(zip(SNAPSHOT_KEYS, _snapshot_values(self), strict=True))
+        for key in _INF_KEYS:
+            if snap[key] == _NINF:
+                snap[key] = None
         return snap
 
     @classmethod
