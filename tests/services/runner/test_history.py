@@ -3,10 +3,13 @@
 """The power history through the runner's writer: the tail on the machine,
 the sealed chunks, a restart continuing the tail, nothing kept twice."""
 
+from unittest.mock import patch
+
 from odoo.tests import tagged
 
 from ....services.engine import history
 from ....services.engine.batch import Batch
+from ....services.runner import flush, writer
 from ....services.runner.config import load_devices
 from .common import T0, RunnerCase
 
@@ -38,6 +41,26 @@ class TestHistoryWriter(RunnerCase):
         self.frame(T0 + 30, 1.0)
         self.flush()
         self.assertEqual(len(self.stored_records()), len(steps))
+
+    def test_machines_written_apart_keep_their_readings_once(self):
+        # After a failure no policy explains, each machine's part is written
+        # under its own savepoint: no machine's live row (and history) is
+        # applied again with the next machine's.
+        def apart(env, batch, isolate=False, known=()):
+            return writer.write_batch(env, batch, isolate=True, known=known)
+
+        steps = [(0, 0.0), (10, 500.0), (20, 520.5), (30, 1.0)]
+        with patch.object(flush, "write_batch", apart):
+            for dt, watts in steps:
+                self.frame(T0 + dt, watts)
+                self.frame(T0 + dt, watts + 1, prefix=self.other.topic_prefix)
+            self.flush()
+        mine = [(r.ts, r.power_w) for r in self.stored_records()]
+        self.assertEqual(mine, [(T0 + dt, w) for dt, w in steps])
+        other = [(r.ts, r.power_w) for r in self.stored_records(self.other)]
+        self.assertEqual(other, [(T0 + dt, w + 1) for dt, w in steps])
+        self.assertEqual(self.device.current_power_w, 1.0)
+        self.assertEqual(self.other.current_power_w, 2.0)
 
     def test_the_tail_seals_into_chunks_and_a_restart_continues_it(self):
         for n in range(1500):

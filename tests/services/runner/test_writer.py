@@ -8,8 +8,10 @@ import json
 
 from odoo.tests import tagged
 
-from ....services.engine.batch import OpenSession
+from ....services.engine.batch import LiveRow, OpenSession, RawRow
 from ....services.engine.timebase import to_utc
+from ....services.mqtt.inbound import InboundMessage
+from ....services.runner import writer
 from ....services.runner.config import load_devices
 from ....services.runner.writer import LostOwnership, write_batch
 from .common import T0, RunnerCase
@@ -143,3 +145,57 @@ class TestFlushWriter(RunnerCase):
         self.assertEqual(self.connection.stat_unmatched, 2)
         unmatched = self.env["mqtt.message"].search([("status", "=", "unmatched")])
         self.assertEqual(len(unmatched), 1)
+
+
+@tagged("post_install", "-at_install")
+class TestCopyText(RunnerCase):
+    """The raw log and the live rows go in by COPY's text format, escaped by
+    hand: every character arrives as it was sent."""
+
+    ODD = 'tab\there\nnew line\rreturn back\\slash "quoted", comma \\N end'
+
+    def test_a_raw_row_keeps_every_character(self):
+        payload = (self.ODD + "\x00nul").encode() + b"\xff"
+        topic = "owm/odd\ttopic\\with/slash"
+        msg = InboundMessage(topic, payload, 1, 99, False, False, T0, 1)
+        row = RawRow(
+            self.connection.id, self.device.id, None, msg, "rejected", self.ODD, T0, 1.5
+        )
+        writer._insert_raw(self.env, [row])
+        (logged,) = self.env["mqtt.message"].search([("topic", "=", topic)])
+        self.assertEqual(logged.payload, self.ODD + "\ufffdnul\ufffd")
+        self.assertEqual(logged.payload_size, len(payload))
+        self.assertEqual(logged.detail, self.ODD[:250])
+        self.assertEqual((logged.device_ts, logged.power_w), (T0, 1.5))
+        self.assertEqual(logged.device_id, self.device)
+        self.assertFalse(logged.company_id)
+
+    def test_a_live_row_keeps_every_character(self):
+        snapshot = {"odd": self.ODD, "n": 1.25, "none": None}
+        row = LiveRow(
+            self.device.id,
+            "working",
+            712.5,
+            None,
+            T0,
+            True,
+            self.ODD,
+            False,
+            None,
+            snapshot,
+            {"status": {"note": self.ODD}},
+            "id\twith\\tab",
+            None,
+            b"\x00\\\t\n",
+            True,
+        )
+        writer._write_live(self.env.cr, [row], {})
+        self.env.invalidate_all()
+        device = self.device
+        self.assertEqual(device.meter_error, self.ODD)
+        self.assertEqual(device.detector_snapshot, snapshot)
+        self.assertEqual(device.parser_snapshot, {"status": {"note": self.ODD}})
+        self.assertEqual(device.shelly_id, "id\twith\\tab")
+        self.assertEqual(device.current_power_w, 712.5)
+        self.assertEqual(bytes(device._history_tail()), b"\x00\\\t\n")
+        self.assertEqual(device.last_message_time, to_utc(T0))
