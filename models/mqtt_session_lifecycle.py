@@ -129,7 +129,17 @@ class MqttSession(models.Model):
 
     def _update_session(self, summary: SessionSummary):
         """Write a running session's progress (durations and energy so far)."""
-        self.write(self._prepare_summary_values(summary))
+        self.write(self._summary_write_values(summary))
+
+    def _summary_write_values(self, summary: SessionSummary):
+        """``_prepare_summary_values`` for a write of this session, without
+        its start when that is the stored one: writing it again would
+        recompute what hangs on the start (weekday, hour) at every progress."""
+        values = self._prepare_summary_values(summary)
+        if self.start_ts == summary.start_time:
+            values.pop("start_ts", None)
+            values.pop("start_time", None)
+        return values
 
     def _close_session(self, summary: SessionSummary, origin, notify=True, **extra):
         """Close with ``summary`` (``extra``: more values), then the hook.
@@ -137,7 +147,7 @@ class MqttSession(models.Model):
         ``notify=False``: the caller runs the hook itself, once for all the
         sessions it closed (the runner: once per flush, so the sessions'
         computed fields are computed together and one savepoint serves them)."""
-        values = self._prepare_summary_values(summary)
+        values = self._summary_write_values(summary)
         values.update(extra)
         self.write(values)
         if notify:
@@ -158,7 +168,7 @@ class MqttSession(models.Model):
                 done.append(SessionChange(stored_id, device_id, before, None))
                 continue
             if kind == "change":
-                stored.write(self._prepare_summary_values(summary))
+                stored.write(stored._summary_write_values(summary))
                 session = stored
             else:
                 values = self._prepare_open_values(

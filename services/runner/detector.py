@@ -7,16 +7,19 @@ crosses threads.  The state machine that decided the ops lives in the engine
 """
 
 import logging
+from typing import cast
 
 from ...models.mqtt_session_lifecycle import ORIGIN_RUNNER
 from ..engine.batch import (
     CloseSession,
     ContinueSession,
     OpenSession,
+    SessionOp,
     SessionWork,
     UpdateSession,
     closing,
 )
+from ..engine.types import SessionSummary
 
 _logger = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ class SessionDetector:
         work: SessionWork,
         running: dict[int, int],
         closed: list[int],
+        found: dict[tuple[int, float], tuple[int, str]] | None = None,
     ) -> int | None:
         """Apply ``work.ops`` with ``env``; return the id of the session left open.
 
@@ -48,15 +52,32 @@ class SessionDetector:
         transaction (read once for a whole batch, kept up to date here).
         ``closed``: the ids of the sessions closed here are appended; the
         caller runs the close hook for them once all machines are written.
+        ``found``: {(machine id, start): (id, state)} of the sessions the
+        batch's opens find in the database (read once for a whole batch);
+        None: each open looks for its own.
         Raises SessionsChanged rather than open a second running session.
         Sessions are written through the session lifecycle
         (models/mqtt_session_lifecycle.py)."""
         sessions = env["mqtt.session"]
         sid = work.session_id
         ops = work.ops
+        folded = 0  # progress written with the create it follows
         for n, op in enumerate(ops):
+            if folded:
+                folded -= 1
+                continue
             if type(op) is OpenSession:
-                sid, done = self._open(sessions, op, closing(ops, n), running, closed)
+                close = closing(ops, n)
+                if close is None:
+                    folded = _progress_after(ops, n)
+                summary = None
+                if close is not None:
+                    summary = close.summary
+                elif folded:
+                    summary = cast(UpdateSession, ops[n + folded]).summary
+                sid, done = self._open(
+                    sessions, op, summary, close is not None, running, closed, found
+                )
                 if not done:
                     running[sid] = self.device_id
                 continue
@@ -87,30 +108,52 @@ class SessionDetector:
         self,
         sessions,
         op: OpenSession,
-        close: CloseSession | None,
+        summary: SessionSummary | None,
+        closes: bool,
         running: dict[int, int],
         closed: list[int],
+        found: dict[tuple[int, float], tuple[int, str]] | None,
     ) -> tuple[int, bool]:
-        """The session ``op`` opens: its id, and whether it was written closed
-        at once (its CloseSession follows in the same batch: it never runs,
-        so it cannot collide with a person's session running meanwhile)."""
-        existing = sessions.search(
-            [("device_id", "=", self.device_id), ("start_ts", "=", op.start_ts)],
-            limit=1,
-        )
-        if existing:  # written before a crash, redelivered since
+        """The session ``op`` opens, created with ``summary`` (its close's or
+        its progress in this batch): its id, and whether it was written closed
+        at once (``closes``: its CloseSession follows in the same batch: it
+        never runs, so it cannot collide with a person's session running
+        meanwhile)."""
+        if found is None:
+            existing = sessions.search(
+                [("device_id", "=", self.device_id), ("start_ts", "=", op.start_ts)],
+                limit=1,
+            )
+            hit = (existing.id, existing.state) if existing else None
+        else:
+            hit = found.get((self.device_id, op.start_ts))
+        if hit:  # written before a crash, redelivered since
+            sid, state = hit
             # A person may have closed it meanwhile: it is not reopened.
-            return existing.id, existing.state != "running"
-        if close is None and self.device_id in running.values():
+            if state != "running":
+                return sid, True
+            if summary is not None and not closes:
+                sessions.browse(sid)._update_session(summary)  # its progress
+            return sid, False
+        if not closes and self.device_id in running.values():
             # A person's session runs that the engine does not know of.
             raise SessionsChanged(f"machine {self.device_id}: a session runs already")
         session = sessions._open_session(
             self.device_id,
             op.start_ts,
             "manual" if op.manual else "power",
-            summary=close.summary if close is not None else None,
+            summary=summary,
             notify=False,
         )
-        if close is not None:
+        if closes:
             closed.append(session.id)
-        return session.id, close is not None
+        return session.id, closes
+
+
+def _progress_after(ops: list[SessionOp], n: int) -> int:
+    """How many UpdateSessions follow ``ops[n]`` directly: the last of them
+    is what the session is created with (one write instead of two)."""
+    count = 0
+    while n + count + 1 < len(ops) and type(ops[n + count + 1]) is UpdateSession:
+        count += 1
+    return count

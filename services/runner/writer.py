@@ -27,7 +27,7 @@ from psycopg2.extras import execute_values
 from ...models.mqtt_message import DEFAULT_MAX_PAYLOAD, PARAM_MAX_PAYLOAD
 from ...models.mqtt_session_lifecycle import ORIGIN_RUNNER
 from ..engine import history
-from ..engine.batch import Batch, RawRow, WriteResult
+from ..engine.batch import Batch, OpenSession, RawRow, WriteResult
 from ..engine.engine import MAX_DISCOVERED, one_line
 from ..engine.timebase import to_utc
 from ..mqtt.texts import Text
@@ -169,14 +169,44 @@ def _write_sessions(env, works):
         (tuple(w.device_id for w in works),),
     )
     running = dict(env.cr.fetchall())
+    # The sessions the ops touch, read in one query each: those running (a
+    # close or a progress compares its start) and those the opens find
+    # (written before a crash, redelivered since).
+    env["mqtt.session"].browse(running).mapped("start_ts")
+    found = _sessions_found(env.cr, works)
     closed: list[int] = []
     session_ids = {
-        w.device_id: SessionDetector(w.device_id, w.name).apply(env, w, running, closed)
+        w.device_id: SessionDetector(w.device_id, w.name).apply(
+            env, w, running, closed, found
+        )
         for w in works
     }
     if closed:
         env["mqtt.session"].browse(closed)._notify_closed(ORIGIN_RUNNER)
     return session_ids
+
+
+def _sessions_found(cr, works):
+    """{(machine id, start): (session id, state)} of the sessions the works'
+    opens would create, when they are in the database already."""
+    keys = [
+        (w.device_id, op.start_ts)
+        for w in works
+        for op in w.ops
+        if type(op) is OpenSession
+    ]
+    if not keys:
+        return {}
+    rows = execute_values(
+        cr._obj,
+        "SELECT s.device_id, s.start_ts, s.id, s.state FROM mqtt_session s "
+        "JOIN (VALUES %s) AS k(device_id, start_ts) "
+        "ON s.device_id = k.device_id AND s.start_ts = k.start_ts",
+        keys,
+        template="(%s, %s::float8)",
+        fetch=True,
+    )
+    return {(dev, ts): (sid, state) for dev, ts, sid, state in rows}
 
 
 # The live rows go through a temporary table: COPY costs the runner about

@@ -27,10 +27,10 @@ PATTERN = [(0, 0.0), (10, 500.0), (20, 520.0), (30, 1.0), (50, 600.0), (55, 610.
 def fails_for(device_id, original):
     """``SessionDetector.apply`` that raises for one machine only."""
 
-    def apply(self, env, work, running, closed):
+    def apply(self, env, work, running, closed, found=None):
         if self.device_id == device_id:
             raise TypeError("a bug met by this machine's sessions")
-        return original(self, env, work, running, closed)
+        return original(self, env, work, running, closed, found)
 
     return apply
 
@@ -206,14 +206,14 @@ class TestARefusedWriteStaysWithItsMachine(RunnerCase):
         original = SessionDetector.apply
         calls = []
 
-        def refused(detector, env, work, running, closed):
+        def refused(detector, env, work, running, closed, found=None):
             if detector.device_id == self.device.id:
                 calls.append(len(work.ops))
                 raise psycopg2.errors.UniqueViolation(
                     "duplicate key value violates unique constraint "
                     '"mqtt_session_device_start_unique"'
                 )
-            return original(detector, env, work, running, closed)
+            return original(detector, env, work, running, closed, found)
 
         self.play(PATTERN)
         with patch.object(SessionDetector, "apply", refused):

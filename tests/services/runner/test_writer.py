@@ -8,8 +8,9 @@ import json
 
 from odoo.tests import tagged
 
-from ....services.engine.batch import LiveRow, OpenSession, RawRow
+from ....services.engine.batch import LiveRow, OpenSession, RawRow, UpdateSession
 from ....services.engine.timebase import to_utc
+from ....services.engine.types import SessionSummary
 from ....services.mqtt.inbound import InboundMessage
 from ....services.runner import writer
 from ....services.runner.config import load_devices
@@ -70,11 +71,15 @@ class TestFlushWriter(RunnerCase):
         # Lose the runner's memory of it (as after a crash before the commit
         # of the device row): the same start comes again.
         self.service.engine.devices[self.device.id].session_id = None
-        self.batch.session_work(self.device.id, self.device.name, None).ops.append(
-            OpenSession(T0, False)
-        )
+        ops = self.batch.session_work(self.device.id, self.device.name, None).ops
+        ops.append(OpenSession(T0, False))
+        # Its progress in the same batch is written to the one found.
+        ops.append(UpdateSession(SessionSummary(T0, None, 0.0, 9.0, 1.25, None)))
         self.flush()
         self.assertEqual(self.sessions(), session)
+        self.assertEqual(session.state, "running")
+        self.assertEqual(session.working_duration_s, 9.0)
+        self.assertEqual(session.energy_wh, 1.25)
 
     def test_a_start_by_hand_after_a_session_that_ended_unseen(self):
         """The meter fell silent while the machine was starting, and a person
