@@ -223,6 +223,12 @@ class MqttSession(models.Model):
     def _call_hook(self, origin, changes):
         """Run the hook under a savepoint: None, or the exception it raised
         (its effects then rolled back)."""
+        # The writes so far first, outside the guard: when they fail (a
+        # deadlock with the runner, a concurrent update) the error is the
+        # caller's to retry.  Caught here it would be blamed on the hook and
+        # leave the transaction aborted (the savepoint flushes before it is
+        # set: found by the benchmark, archiving machines under load).
+        self.env.cr.flush()
         try:
             with self.env.cr.savepoint():
                 self._on_sessions_closed(origin, tuple(changes))

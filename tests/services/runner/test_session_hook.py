@@ -8,6 +8,7 @@ through a real server process: tests/e2e/test_session_hook.py."""
 
 from unittest.mock import patch
 
+import psycopg2.errors
 import pytest
 
 from odoo.tests import tagged
@@ -121,6 +122,20 @@ class TestTheHookOnEveryPath(RunnerCase):
         self.assertEqual(
             self.env["mqtt.session.hook.failure"].search([]).session_ids, running
         )
+
+    def test_a_failing_write_before_the_hook_is_the_callers(self):
+        # Archiving machines while the runner writes them can deadlock: that
+        # failure must reach the caller (which retries), not be kept as the
+        # hook's with the transaction left aborted.
+        self.play(CYCLE[:3])
+        self.flush()
+        running = self.device.running_session_id
+        deadlock = psycopg2.errors.DeadlockDetected("deadlock detected")
+        with self.assertRaises(psycopg2.errors.DeadlockDetected):
+            with patch.object(type(self.env.cr), "flush", side_effect=deadlock):
+                self.device.write({"active": False})
+        self.assertFalse(self.env["mqtt.session.hook.failure"].search([]))
+        self.assertTrue(running.exists())
 
     def test_a_recompute_tells_what_it_changed(self):
         # Two sessions split by a 20 s dip; a 30 s stop delay joins them.
