@@ -44,7 +44,7 @@ class SessionDetector:
         work: SessionWork,
         running: dict[int, int],
         closed: list[int],
-        found: dict[tuple[int, float], tuple[int, str]] | None = None,
+        found: dict[tuple[int, float], tuple[int, str]],
     ) -> int | None:
         """Apply ``work.ops`` with ``env``; return the id of the session left open.
 
@@ -53,8 +53,7 @@ class SessionDetector:
         ``closed``: the ids of the sessions closed here are appended; the
         caller runs the close hook for them once all machines are written.
         ``found``: {(machine id, start): (id, state)} of the sessions the
-        batch's opens find in the database (read once for a whole batch);
-        None: each open looks for its own.
+        batch's opens find in the database (read once for a whole batch).
         Raises SessionsChanged rather than open a second running session.
         Sessions are written through the session lifecycle
         (models/mqtt_session_lifecycle.py)."""
@@ -112,21 +111,14 @@ class SessionDetector:
         closes: bool,
         running: dict[int, int],
         closed: list[int],
-        found: dict[tuple[int, float], tuple[int, str]] | None,
+        found: dict[tuple[int, float], tuple[int, str]],
     ) -> tuple[int, bool]:
         """The session ``op`` opens, created with ``summary`` (its close's or
         its progress in this batch): its id, and whether it was written closed
         at once (``closes``: its CloseSession follows in the same batch: it
         never runs, so it cannot collide with a person's session running
         meanwhile)."""
-        if found is None:
-            existing = sessions.search(
-                [("device_id", "=", self.device_id), ("start_ts", "=", op.start_ts)],
-                limit=1,
-            )
-            hit = (existing.id, existing.state) if existing else None
-        else:
-            hit = found.get((self.device_id, op.start_ts))
+        hit = found.get((self.device_id, op.start_ts))
         if hit:  # written before a crash, redelivered since
             sid, state = hit
             # A person may have closed it meanwhile: it is not reopened.

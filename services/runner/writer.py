@@ -172,7 +172,7 @@ def _write_sessions(env, works):
     # The sessions the ops touch, read in one query each: those running (a
     # close or a progress compares its start) and those the opens find
     # (written before a crash, redelivered since).
-    env["mqtt.session"].browse(running).mapped("start_ts")
+    env["mqtt.session"].browse(list(running)).mapped("start_ts")
     found = _sessions_found(env.cr, works)
     closed: list[int] = []
     session_ids = {
@@ -254,7 +254,6 @@ def _write_live(cr, rows, session_ids):
         return
     lines = []
     for row in sorted(rows):  # a stable lock order: no deadlock between writers
-        ts = row.last_message_ts
         append = row.history_append
         psnap = row.parser_snapshot
         lines.append(
@@ -264,7 +263,7 @@ def _write_live(cr, rows, session_ids):
                     _text(row.state),
                     str(row.power_w),
                     _text(row.energy_wh),
-                    "\\N" if ts is None else to_utc(ts).isoformat(sep=" "),
+                    _stamp(row.last_message_ts),
                     _bool(row.online),
                     _text(row.meter_error),
                     _bool(row.rate_limited),
@@ -310,6 +309,11 @@ def _json(value):
 
 def _bool(value):
     return "\\N" if value is None else ("t" if value else "f")
+
+
+def _stamp(ts):
+    """A device time as COPY's text format reads a UTC timestamp."""
+    return "\\N" if ts is None else to_utc(ts).isoformat(sep=" ")
 
 
 def _insert_chunks(cr, chunks):
@@ -360,7 +364,7 @@ def _insert_raw(env, rows):
                     str(size),
                     "t" if size > limit else "f",
                     str(msg.qos),
-                    _wall(msg.received_at).isoformat(sep=" "),
+                    _stamp(msg.received_at),
                     _text(ts),
                     _text(status),
                     _text(detail[:250] if detail else None),

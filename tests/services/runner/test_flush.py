@@ -27,7 +27,7 @@ PATTERN = [(0, 0.0), (10, 500.0), (20, 520.0), (30, 1.0), (50, 600.0), (55, 610.
 def fails_for(device_id, original):
     """``SessionDetector.apply`` that raises for one machine only."""
 
-    def apply(self, env, work, running, closed, found=None):
+    def apply(self, env, work, running, closed, found):
         if self.device_id == device_id:
             raise TypeError("a bug met by this machine's sessions")
         return original(self, env, work, running, closed, found)
@@ -206,7 +206,7 @@ class TestARefusedWriteStaysWithItsMachine(RunnerCase):
         original = SessionDetector.apply
         calls = []
 
-        def refused(detector, env, work, running, closed, found=None):
+        def refused(detector, env, work, running, closed, found):
             if detector.device_id == self.device.id:
                 calls.append(len(work.ops))
                 raise psycopg2.errors.UniqueViolation(
