@@ -190,6 +190,8 @@ class MqttClient:
             return describe_exception(exc, settings)
         client.on_connect = self._make_on_connect(outcome)
         client.on_message = self._on_message
+        if isinstance(client, FastClient):
+            client.on_inbound = self._on_inbound
         client.on_disconnect = self._make_on_disconnect(outcome)
         client.on_log = remember_socket_error(outcome)
         self._client = client
@@ -283,22 +285,28 @@ class MqttClient:
     def _on_message(
         self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage
     ) -> None:
+        """A message by paho's own path (FastClient's goes to _on_inbound)."""
         try:
-            try:
-                topic = message.topic
-            except UnicodeDecodeError:
-                topic = message._topic.decode("utf-8", "replace")  # pylint: disable=protected-access
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", "replace")  # pylint: disable=protected-access
+        self._on_inbound(
+            topic,
+            # paho types it bytes | bytearray; a received PUBLISH's payload
+            # comes from struct.unpack, so bytes (no cast on this hot path).
+            message.payload,  # type: ignore[arg-type]
+            message.qos,
+            message.mid,
+            bool(message.dup),
+            bool(message.retain),
+        )
+
+    def _on_inbound(
+        self, topic: str, payload: bytes, qos: int, mid: int, dup: bool, retain: bool
+    ) -> None:
+        try:
             msg = InboundMessage(
-                topic,
-                # paho types it bytes | bytearray; a received PUBLISH's payload
-                # comes from struct.unpack, so bytes (no cast on this hot path).
-                message.payload,  # type: ignore[arg-type]
-                message.qos,
-                message.mid,
-                bool(message.dup),
-                bool(message.retain),
-                time.time(),
-                self.generation,
+                topic, payload, qos, mid, dup, retain, time.time(), self.generation
             )
             self._handler(msg)
         except Exception:  # the network thread must survive any message
