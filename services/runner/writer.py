@@ -173,6 +173,9 @@ def _write_sessions(env, works):
     # close or a progress compares its start) and those the opens find
     # (written before a crash, redelivered since).
     env["mqtt.session"].browse(list(running)).mapped("start_ts")
+    # The machines too, in one query: each session created reads its machine
+    # (its company, connection, ... are related fields), one query each.
+    env["mqtt.device"].browse([w.device_id for w in works]).mapped("company_id")
     found = _sessions_found(env.cr, works)
     closed: list[int] = []
     session_ids = {
