@@ -19,6 +19,7 @@ rest commits.
 import io
 import json
 import logging
+import math
 from collections import Counter
 
 from psycopg2 import Binary, IntegrityError
@@ -314,9 +315,30 @@ def _bool(value):
     return "\\N" if value is None else ("t" if value else "f")
 
 
+# (whole second, its text): the rows of a flush share a few seconds, so the
+# date and time are formatted once per second, not once per row (one slot,
+# replaced whole: runners of several databases may write at once).
+_SECOND: list[tuple[float, str]] = [(-1.0, "")]
+
+
 def _stamp(ts):
-    """A device time as COPY's text format reads a UTC timestamp."""
-    return "\\N" if ts is None else to_utc(ts).isoformat(sep=" ")
+    """A device time as COPY's text format reads a UTC timestamp: what
+    ``to_utc(ts).isoformat(sep=" ")`` gives (its microseconds rounded the
+    same way, half to even)."""
+    if ts is None:
+        return "\\N"
+    if ts < 0:
+        return to_utc(ts).isoformat(sep=" ")
+    frac, whole = math.modf(ts)
+    micro = round(frac * 1e6)
+    if micro >= 1_000_000:
+        whole += 1.0
+        micro -= 1_000_000
+    second, text = _SECOND[0]
+    if whole != second:
+        text = to_utc(whole).isoformat(sep=" ")
+        _SECOND[0] = (whole, text)
+    return f"{text}.{micro:06d}" if micro else text
 
 
 def _insert_chunks(cr, chunks):

@@ -5,6 +5,7 @@ opens ``Registry(db).cursor()``, which test mode turns into a cursor on this
 test's transaction.  No threads, no broker: messages are handed in directly."""
 
 import json
+import random
 
 from odoo.tests import tagged
 
@@ -153,6 +154,19 @@ class TestFlushWriter(RunnerCase):
 
 
 @tagged("post_install", "-at_install")
+class TestStamp(RunnerCase):
+    def test_a_timestamp_reads_as_the_datetime_odoo_stores(self):
+        rng = random.Random(7)
+        times = [T0, T0 + 0.5, T0 + 0.9999995, T0 + 0.0000005, T0 + 0.0000015]
+        times += [T0 + 1.999999, 0.0, 1e9 + 0.25, 4102444800.123456]
+        times += [T0 + rng.uniform(0, 86400 * 400) for _ in range(20000)]
+        times += [round(t, 6) + 5e-7 for t in times[-2000:]]  # ties, near enough
+        for ts in times + sorted(times):  # the second's text cached, or not
+            self.assertEqual(writer._stamp(ts), to_utc(ts).isoformat(sep=" "), ts)
+        self.assertEqual(writer._stamp(None), "\\N")
+        self.assertEqual(writer._stamp(-1.25), to_utc(-1.25).isoformat(sep=" "))
+
+
 class TestCopyText(RunnerCase):
     """The raw log and the live rows go in by COPY's text format, escaped by
     hand: every character arrives as it was sent."""
