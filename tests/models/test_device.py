@@ -257,7 +257,7 @@ class TestManualSessions(WorkshopCase):
         self.assertAlmostEqual(session.start_ts, time.time() + 3600.0, delta=5)
 
     def test_usage_totals(self):
-        self.make_session(
+        first = self.make_session(
             self.device,
             1_780_000_000.0,
             end_ts=1_780_003_600.0,
@@ -281,5 +281,18 @@ class TestManualSessions(WorkshopCase):
         self.assertAlmostEqual(self.device.total_working_hours, 0.75)
         self.assertAlmostEqual(self.device.total_standby_hours, 0.5)
         self.assertAlmostEqual(self.device.total_energy_kwh, 1.0)
+        # They follow a session's change and its removal; another machine's
+        # sessions never count.
+        other = self.device.copy({"topic_prefix": "other/totals"})
+        self.make_session(other, 1_780_020_000.0, working_duration_s=60.0)
+        first.write({"working_duration_s": 3600.0, "energy_wh": 1750.0})
+        self.assertAlmostEqual(self.device.total_working_hours, 1.25)
+        self.assertAlmostEqual(self.device.total_energy_kwh, 2.0)
+        first.unlink()
+        self.assertEqual(self.device.session_count, 1)
+        self.assertAlmostEqual(self.device.total_working_hours, 0.25)
+        self.assertAlmostEqual(self.device.total_standby_hours, 0.0)
+        self.assertEqual(other.session_count, 1)
+        self.assertAlmostEqual(other.total_working_hours, 60.0 / 3600.0)
         action = self.device.action_view_sessions()
         self.assertEqual(action["domain"], [("device_id", "=", self.device.id)])
