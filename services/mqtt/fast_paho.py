@@ -13,8 +13,9 @@ whole in the buffer goes straight to ``on_inbound`` (when set) as plain
 values: paho builds a message object, its info object with a condition
 variable, and decodes the MQTT 5 properties, none of which a subscriber
 acknowledging by hand reads (two thirds of the network thread's CPU in the
-benchmark's profile).  Anything else (a packet not yet whole, QoS 2, a
-per-topic callback, a malformed packet) takes paho's own path.
+benchmark's profile); one not yet whole tops the buffer up with one read
+first.  Anything else (a packet still not whole, QoS 2, a per-topic
+callback, a malformed packet, a socket error) takes paho's own path.
 It relies on paho 2.2's internal names (``_sock_recv``, ``_packet_read``,
 ``_loop_rc_handle``, ``_packet_queue``, ``_easy_log``,
 ``_handle_on_message``, ``_on_message_filtered``, ``_in_callback_mutex``,
