@@ -9,6 +9,7 @@ are committed, every frame is acknowledged once, and nothing accepted is
 lost: the frames met by the bug are in the raw log as ``error`` rows.
 """
 
+import time
 from unittest.mock import patch
 
 import psycopg2.errors
@@ -16,6 +17,8 @@ import pytest
 
 from odoo.tests import tagged
 
+from ....services.engine.batch import Batch, CloseSession
+from ....services.engine.types import SessionSummary
 from ....services.runner import flush, writer
 from ....services.runner.config import load_devices
 from ....services.runner.detector import SessionDetector
@@ -231,3 +234,47 @@ class TestARefusedWriteStaysWithItsMachine(RunnerCase):
         self.assertEqual(self.connection.stat_errors, len(PATTERN))
         self.assertFalse(self.sessions())
         self.assertNotIn(self.device.id, self.service.engine.devices)
+
+
+@tagged("post_install", "-at_install")
+class TestWhenABatchIsWritten(RunnerCase):
+    """A batch with messages is written when it is full or its first message
+    waited the flush interval, a session the readings opened or closed
+    included; a change no message brought (a timeout) at once."""
+
+    def test_a_session_change_waits_with_the_readings(self):
+        for dt, watts in PATTERN:
+            self.frame(T0 + dt, watts)
+        ops = [type(op).__name__ for op in self.batch.sessions[self.device.id].ops]
+        self.assertEqual(ops, ["OpenSession", "CloseSession", "OpenSession"])
+        started = self.batch.started
+        interval = self.service.settings.flush_interval_s
+        self.assertFalse(self.service._flush_due(self.batch, started))
+        self.assertFalse(self.service._flush_due(self.batch, started + interval / 2))
+        self.assertTrue(self.service._flush_due(self.batch, started + interval))
+        # Written together, the sessions are those of the readings.
+        self.flush()
+        first, second = self.sessions()
+        self.assertEqual((first.start_ts, first.end_ts), (T0 + 10, T0 + 30))
+        self.assertEqual((second.start_ts, second.state), (T0 + 50, "running"))
+        self.assertEqual(sorted(self.client.acked), list(range(1, len(PATTERN) + 1)))
+
+    def test_a_full_batch_is_written_at_once(self):
+        self.service.settings.max_batch = 3
+        self.frame(T0, 0.0)
+        self.frame(T0 + 1, 0.0)
+        self.assertFalse(self.service._flush_due(self.batch, self.batch.started))
+        self.frame(T0 + 2, 0.0)
+        self.assertTrue(self.service._flush_due(self.batch, self.batch.started))
+
+    def test_a_change_without_a_message_is_written_at_once(self):
+        now = time.monotonic()
+        self.assertFalse(self.service._flush_due(Batch(), now))
+        state_only = Batch()
+        state_only.dirty.add(self.device.id)
+        self.assertTrue(self.service._flush_due(state_only, now))
+        timed_out = Batch()
+        timed_out.session_work(self.device.id, self.device.name, 7).ops.append(
+            CloseSession(SessionSummary(T0, T0 + 60, 10.0, 50.0, 2.0, "timeout"))
+        )
+        self.assertTrue(self.service._flush_due(timed_out, now))
