@@ -306,7 +306,15 @@ class MqttClient:
     ) -> None:
         try:
             msg = InboundMessage(
-                topic, payload, qos, mid, dup, retain, time.time(), self.generation
+                topic,
+                payload,
+                qos,
+                mid,
+                dup,
+                retain,
+                time.time(),
+                self.generation,
+                time.monotonic(),
             )
             self._handler(msg)
         except Exception:  # the network thread must survive any message
