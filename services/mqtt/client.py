@@ -306,15 +306,7 @@ class MqttClient:
     ) -> None:
         try:
             msg = InboundMessage(
-                topic,
-                payload,
-                qos,
-                mid,
-                dup,
-                retain,
-                time.time(),
-                self.generation,
-                time.monotonic(),
+                topic, payload, qos, mid, dup, retain, time.time(), self.generation
             )
             self._handler(msg)
         except Exception:  # the network thread must survive any message

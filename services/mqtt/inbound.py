@@ -16,7 +16,3 @@ class InboundMessage:
     retain: bool
     received_at: float
     generation: int
-    # When it arrived on the monotonic clock (None: not from a network
-    # thread): a batch's flush interval counts from its oldest message's
-    # arrival, not from when the runner took it off the queue.
-    received_mono: float | None = None
