@@ -251,7 +251,7 @@ class TestWhenABatchIsWritten(RunnerCase):
         interval = self.service.settings.flush_interval_s
         self.assertFalse(self.service._flush_due(self.batch, started))
         self.assertFalse(self.service._flush_due(self.batch, started + interval / 2))
-        self.assertTrue(self.service._flush_due(self.batch, started + interval))
+        self.assertTrue(self.service._flush_due(self.batch, started + interval + 1e-3))
         # Written together, the sessions are those of the readings.
         self.flush()
         first, second = self.sessions()
