@@ -15,7 +15,9 @@ variable, and decodes the MQTT 5 properties, none of which a subscriber
 acknowledging by hand reads (two thirds of the network thread's CPU in the
 benchmark's profile); one not yet whole tops the buffer up with one read
 first.  Anything else (a packet still not whole, QoS 2, a per-topic
-callback, a malformed packet, a socket error) takes paho's own path.
+callback, a malformed packet, a socket error) takes paho's own path; what
+the socket answered that one read with (a TLS alert, a reset, the close) is
+what paho's own read meets next, so it is reported as paho reports it.
 It relies on paho 2.2's internal names (``_sock_recv``, ``_packet_read``,
 ``_loop_rc_handle``, ``_packet_queue``, ``_easy_log``,
 ``_handle_on_message``, ``_on_message_filtered``, ``_in_callback_mutex``,
@@ -48,9 +50,19 @@ class FastClient(mqtt.Client):
         self._rbuf: bytes = b""
         self._rpos: int = 0
         self.on_inbound: InboundSink | None = None
+        # What the socket answered a top-up read of the buffered path with
+        # (an error, or b"" when the broker closed it): paho's own read meets
+        # it next, and reports it as it would have (on_log keeps the reason).
+        self._read_outcome: OSError | bytes | None = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         if self._rpos >= len(self._rbuf):
+            outcome = self._read_outcome
+            if outcome is not None:
+                self._read_outcome = None
+                if isinstance(outcome, OSError):
+                    raise outcome
+                return outcome
             data = super()._sock_recv(READ_CHUNK)  # BlockingIOError: nothing there
             if not data:
                 return data  # the broker closed the connection
@@ -102,10 +114,12 @@ class FastClient(mqtt.Client):
                 return (
                     mqtt.MQTTErrorCode.MQTT_ERR_AGAIN if not self.buffered() else None
                 )
-            except OSError:
-                return None  # paho's path meets the error and reports it
-            if not data:
-                return None  # closed: paho's path says so
+            except OSError as exc:  # a TLS alert, a reset: paho's path reports it
+                self._read_outcome = exc
+                return None
+            if not data:  # closed: paho's path says so
+                self._read_outcome = data
+                return None
             self._rbuf = self._rbuf[self._rpos :] + data
             self._rpos = 0
             found = self._whole_publish()

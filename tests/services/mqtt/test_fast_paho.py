@@ -4,6 +4,7 @@ in one write are honoured by the broker, unacknowledged ones come back."""
 
 import importlib.metadata
 import socket
+import ssl
 import struct
 import subprocess
 import threading
@@ -321,6 +322,77 @@ def test_what_the_buffered_path_leaves_to_paho():
     v311.on_inbound = client.on_inbound
     v311._rbuf, v311._rpos = _publish_packet(b"", b"x", v5=False), 0
     assert v311._buffered_publish() is None  # an empty topic: paho refuses it
+
+
+class _Breaking:
+    """Hands out ``data`` (at most ``first`` bytes the first time), then
+    answers with ``then`` in turn (raised when an exception, the last one
+    again and again), as a TLS socket does after an alert."""
+
+    def __init__(self, data, first, then):
+        self.data, self.first, self.then, self.reads = data, first, then, 0
+
+    def recv(self, size):
+        self.reads += 1
+        if self.data:
+            out, self.data = self.data[: min(size, self.first)], self.data[self.first :]
+            return out
+        answer = self.then[0] if len(self.then) == 1 else self.then.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def close(self):
+        pass
+
+
+ALERT = ssl.SSLError(
+    1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required"
+)
+
+
+@pytest.mark.parametrize(
+    "data, then, reason",
+    [
+        (b"", [ALERT, b""], "certificate required"),
+        (
+            _publish_packet(b"a/b", b"x" * 300),
+            [ConnectionResetError(104, "reset"), b""],
+            "reset",
+        ),
+    ],
+    ids=["a TLS alert, nothing read", "reset in the middle of a PUBLISH"],
+)
+def test_a_read_error_reaches_on_log_as_pahos_own_read_reports_it(data, then, reason):
+    """What the socket answers the buffered path's read is what paho's path
+    meets next: the connection is lost with paho's log line and its reason,
+    nothing half read is delivered."""
+    client = FastClient(
+        mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True
+    )
+    client.on_inbound = lambda *values: pytest.fail("nothing whole was read")
+    heard = []
+    client.on_log = lambda c, u, level, buf: heard.append((level, buf))
+    client._sock = _Breaking(data, len(data) // 2, then)
+    rc = mqtt.MQTT_ERR_SUCCESS
+    for _ in range(3):
+        rc = client.loop_read()
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            break
+    assert rc == mqtt.MQTT_ERR_CONN_LOST
+    errors = [buf for level, buf in heard if level == mqtt.MQTT_LOG_ERR]
+    assert len(errors) == 1 and errors[0].startswith("failed to receive on socket: ")
+    assert reason in errors[0]
+
+
+def test_a_closed_socket_is_read_once():
+    client = FastClient(
+        mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True
+    )
+    client.on_inbound = lambda *values: pytest.fail("nothing was sent")
+    sock = client._sock = _Breaking(b"", 1, [b"", BlockingIOError()])
+    assert client.loop_read() == mqtt.MQTT_ERR_CONN_LOST
+    assert sock.reads == 1  # paho's path met the close the buffered read saw
 
 
 def test_debug_lines_are_not_formatted_the_others_reach_on_log():
