@@ -211,16 +211,21 @@ def _publish_packet(
 
 class _Socket:
     """Hands out ``data`` in slices of the given sizes (in turn), then
-    nothing (BlockingIOError)."""
+    answers with ``then`` in turn (raised when an exception, the last one
+    again and again; by default nothing there: BlockingIOError), as a TLS
+    socket does after an alert.  ``reads``: the calls of ``recv``."""
 
-    def __init__(self, data, sizes):
-        self.data, self.sizes, self.reads = data, sizes, 0
+    def __init__(self, data, sizes, then=(BlockingIOError(),)):
+        self.data, self.sizes, self.then, self.reads = data, sizes, list(then), 0
 
     def recv(self, size):
-        if not self.data:
-            raise BlockingIOError
-        size = min(size, self.sizes[self.reads % len(self.sizes)])
         self.reads += 1
+        if not self.data:
+            answer = self.then[0] if len(self.then) == 1 else self.then.pop(0)
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+        size = min(size, self.sizes[(self.reads - 1) % len(self.sizes)])
         out, self.data = self.data[:size], self.data[size:]
         return out
 
@@ -324,28 +329,6 @@ def test_what_the_buffered_path_leaves_to_paho():
     assert v311._buffered_publish() is None  # an empty topic: paho refuses it
 
 
-class _Breaking:
-    """Hands out ``data`` (at most ``first`` bytes the first time), then
-    answers with ``then`` in turn (raised when an exception, the last one
-    again and again), as a TLS socket does after an alert."""
-
-    def __init__(self, data, first, then):
-        self.data, self.first, self.then, self.reads = data, first, then, 0
-
-    def recv(self, size):
-        self.reads += 1
-        if self.data:
-            out, self.data = self.data[: min(size, self.first)], self.data[self.first :]
-            return out
-        answer = self.then[0] if len(self.then) == 1 else self.then.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def close(self):
-        pass
-
-
 ALERT = ssl.SSLError(
     1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required"
 )
@@ -373,7 +356,7 @@ def test_a_read_error_reaches_on_log_as_pahos_own_read_reports_it(data, then, re
     client.on_inbound = lambda *values: pytest.fail("nothing whole was read")
     heard = []
     client.on_log = lambda c, u, level, buf: heard.append((level, buf))
-    client._sock = _Breaking(data, len(data) // 2, then)
+    client._sock = _Socket(data, (max(1, len(data) // 2),), then)
     rc = mqtt.MQTT_ERR_SUCCESS
     for _ in range(3):
         rc = client.loop_read()
@@ -390,7 +373,7 @@ def test_a_closed_socket_is_read_once():
         mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True
     )
     client.on_inbound = lambda *values: pytest.fail("nothing was sent")
-    sock = client._sock = _Breaking(b"", 1, [b"", BlockingIOError()])
+    sock = client._sock = _Socket(b"", (1,), [b"", BlockingIOError()])
     assert client.loop_read() == mqtt.MQTT_ERR_CONN_LOST
     assert sock.reads == 1  # paho's path met the close the buffered read saw
 
