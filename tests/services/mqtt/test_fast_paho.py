@@ -215,8 +215,9 @@ class _Socket:
     again and again; by default nothing there: BlockingIOError), as a TLS
     socket does after an alert.  ``reads``: the calls of ``recv``."""
 
-    def __init__(self, data, sizes, then=(BlockingIOError(),)):
-        self.data, self.sizes, self.then, self.reads = data, sizes, list(then), 0
+    def __init__(self, data, sizes, then=None):
+        self.data, self.sizes, self.reads = data, sizes, 0
+        self.then = [BlockingIOError()] if then is None else list(then)
 
     def recv(self, size):
         self.reads += 1
