@@ -31,6 +31,13 @@ _logger = logging.getLogger(__name__)
 TAKEN = frozenset((READ, TICK, ONLINE, OFFLINE, MANUAL_START, PERSON_STOP))
 
 
+# The time as read of a machine's last reading applied, and the (power,
+# counter) of every frame applied at that very time: tuples of numbers, which
+# the garbage collector stops tracking (a set it tracked, and a machine keeps
+# this for a second: it went to the oldest generation).
+LastRead = tuple[float, tuple[tuple[float, float | None], ...]]
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     """The runner-relevant fields of one mqtt.device, plus its stored state."""
@@ -109,9 +116,7 @@ class DeviceRuntime:
         self.fault: str | None = None
         self.energy_wh: float | None = None
         self.last_msg_wall: float | None = None
-        # The time as read of the last reading applied, and the (power,
-        # counter) of every frame applied at that very time.
-        self.last_read: tuple[float, set[tuple[float, float | None]]] | None = None
+        self.last_read: LastRead | None = None
 
     @property
     def id(self) -> int:

@@ -44,7 +44,7 @@ from .batch import (
     UpdateSession,
     WriteResult,
 )
-from .device import DeviceConfig, DeviceRuntime
+from .device import DeviceConfig, DeviceRuntime, LastRead
 from .fleet import MAX_DISCOVERED, Fleet
 from .history import GRID_S, OFFLINE, ONLINE, READ, TICK, grid
 from .types import Event, SessionClosed, SessionOpened
@@ -341,9 +341,10 @@ class Engine:
             dev.read_mono = dev.last_recv_mono
             last_read = dev.last_read
             if last_read is None or last_read[0] != reading.ts:
-                dev.last_read = (reading.ts, {(power, energy)})
+                dev.last_read = (reading.ts, ((power, energy),))
             elif len(last_read[1]) < SAME_INSTANT:  # a clock standing still
-                last_read[1].add((power, energy))  # another frame of that instant
+                # another frame of that instant
+                dev.last_read = (reading.ts, (*last_read[1], (power, energy)))
         self._apply_events(dev, events, batch)
         return "reading"
 
@@ -621,7 +622,7 @@ def _peek_src(payload: bytes) -> tuple[str, str] | None:
 
 
 def _newer(
-    last_read: tuple[float, set[tuple[float, float | None]]] | None,
+    last_read: LastRead | None,
     reading: Reading,
     ts: float,
     last_ts: float,

@@ -322,7 +322,8 @@ class HistoryTail:
         """The batch that carried ``pending()`` committed."""
         self.committed = len(self.data)
         self.reset = False
-        self.chunks = []
+        if self.chunks:  # emptied, not replaced: no new list every flush
+            self.chunks.clear()
 
 
 # -- reading --------------------------------------------------------------------

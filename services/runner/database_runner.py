@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import psycopg2
 
@@ -51,8 +52,7 @@ REV_POLL_S = 1.0
 HOUSEKEEPING_S = 0.25
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(NamedTuple):
     """A message of an owned connection, from its network thread."""
 
     conn_id: int

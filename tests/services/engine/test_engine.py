@@ -1,6 +1,5 @@
 """The bridge core without Odoo: routing, dedupe, rate caps, polls, watchdog."""
 
-import dataclasses
 import json
 
 import pytest
@@ -161,9 +160,7 @@ def test_stale_and_duplicate_frames_change_nothing(setup):
     clock.now += 1
     msg = frame(T0 + 20, 400.0)
     core.handle(1, msg, batch)
-    core.handle(
-        1, dataclasses.replace(msg, mid=9999), batch
-    )  # overlapping subscription
+    core.handle(1, msg._replace(mid=9999), batch)  # overlapping subscription
     assert batch.stats[1]["duplicates"] == 1
     assert batch.stats[1]["readings"] == 2
     assert batch.stats[1]["stale"] == 1
