@@ -31,11 +31,13 @@ _logger = logging.getLogger(__name__)
 TAKEN = frozenset((READ, TICK, ONLINE, OFFLINE, MANUAL_START, PERSON_STOP))
 
 
-# The time as read of a machine's last reading applied, and the (power,
-# counter) of every frame applied at that very time: tuples of numbers, which
-# the garbage collector stops tracking (a set it tracked, and a machine keeps
-# this for a second: it went to the oldest generation).
-LastRead = tuple[float, tuple[tuple[float, float | None], ...]]
+# The time as read of a machine's last reading applied, then the power and
+# counter of every frame applied at that very time, in one flat tuple of
+# numbers: the garbage collector stops tracking it at its first collection.
+# (A set it tracks for good, and nested tuples lose their tracking one level
+# per collection; a machine keeps this a second, long enough for either to
+# reach the oldest generation, whose full collections walk Odoo's whole heap.)
+LastRead = tuple[float | None, ...]
 
 
 @dataclass(frozen=True)

@@ -341,10 +341,9 @@ class Engine:
             dev.read_mono = dev.last_recv_mono
             last_read = dev.last_read
             if last_read is None or last_read[0] != reading.ts:
-                dev.last_read = (reading.ts, ((power, energy),))
-            elif len(last_read[1]) < SAME_INSTANT:  # a clock standing still
-                # another frame of that instant
-                dev.last_read = (reading.ts, (*last_read[1], (power, energy)))
+                dev.last_read = (reading.ts, power, energy)
+            elif len(last_read) < 1 + 2 * SAME_INSTANT:  # a clock standing still
+                dev.last_read = (*last_read, power, energy)  # another frame then
         self._apply_events(dev, events, batch)
         return "reading"
 
@@ -643,8 +642,8 @@ def _newer(
     the same millisecond counts as newer.
     """
     if last_read is not None:
-        read_ts, values = last_read
+        read_ts = last_read[0]
         if reading.ts != read_ts:
             return reading.ts > read_ts
-        return (power, energy) not in values
+        return (power, energy) not in zip(last_read[1::2], last_read[2::2], strict=True)
     return ts == last_ts and reading.ts_source != TS_DEVICE
