@@ -21,6 +21,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from ...parsers import (
     DISCOVERING,
@@ -642,7 +643,7 @@ def _newer(
     the same millisecond counts as newer.
     """
     if last_read is not None:
-        read_ts = last_read[0]
+        read_ts = cast(float, last_read[0])  # the time first, then numbers or None
         if reading.ts != read_ts:
             return reading.ts > read_ts
         return (power, energy) not in zip(last_read[1::2], last_read[2::2], strict=True)
