@@ -20,6 +20,7 @@ from odoo.exceptions import UserError, ValidationError
 from ..services.engine.fleet import MAX_SESSION_EXPIRY_S
 from ..services.mqtt.connect import ClientSettings, probe_broker
 from ..services.mqtt.texts import Text
+from .hot_rows import keep_updates_on_page
 from .rights import MANAGER, guarded
 from .runner_signal import create_revision_sequence, notify_runner
 
@@ -249,6 +250,7 @@ class MqttConnection(models.Model):
 
     def init(self):
         create_revision_sequence(self.env.cr)
+        keep_updates_on_page(self.env.cr, self._table)
 
     @api.depends("device_ids")
     def _compute_device_count(self):

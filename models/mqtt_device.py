@@ -21,6 +21,7 @@ from ..services.engine.types import (
     DetectorConfigError,
     State,
 )
+from .hot_rows import keep_updates_on_page
 from .rights import MANAGER, USER, guarded
 from .runner_signal import notify_runner
 
@@ -282,6 +283,9 @@ class MqttDevice(models.Model):
             "Another meter on this broker already uses this topic filter.",
         ),
     ]
+
+    def init(self):
+        keep_updates_on_page(self.env.cr, self._table)
 
     @api.depends(
         "session_ids.working_duration_s",
