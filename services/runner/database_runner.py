@@ -43,6 +43,7 @@ from ..mqtt.inbound import InboundMessage
 from .config import load_connections, load_devices
 from .flush import Flusher
 from .locks import LockConnectionLost, RunnerLocks
+from .upkeep import TableUpkeep
 
 _logger = logging.getLogger(__name__)
 
@@ -113,6 +114,7 @@ class DatabaseRunner:
         self.stopping = threading.Event()
         self._thread = None
         self._locks = RunnerLocks(dbname, self.node)
+        self._upkeep = TableUpkeep(self._locks)
         self.reload = True
         self._reload_again_at = None
         self._next_rev_poll = 0.0
@@ -185,6 +187,7 @@ class DatabaseRunner:
                 self._check_takeover(now)
                 self.engine.tick(batch)
                 self._send_polls()
+                self._upkeep.run_if_due(now)
             if self._flush_due(batch, now):
                 batch = self.flusher.flush(batch)
             if self.reload or now >= self._next_reconcile:

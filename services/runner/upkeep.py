@@ -1,0 +1,97 @@
+"""Vacuum the rows the runner rewrites, where autovacuum does not.
+
+The runner rewrites a machine's row with every flush that carries a reading
+of it (models/hot_rows.py).  Most of those updates stay on their page and
+are pruned without VACUUM; the few that move (a row that grew past its
+page's room) leave a dead version and an index entry behind, which only a
+VACUUM clears and whose space only a VACUUM offers to new versions.
+Autovacuum does that every minute or so, where it runs.  Where it is off
+(some test and CI clusters) or far behind, nothing would; so the runner
+vacuums these tables itself, on its own autocommit connection, when they
+hold dead versions and no VACUUM has run on them for a while.  Where
+autovacuum keeps up, the runner never has to.
+"""
+
+import logging
+import time
+
+import psycopg2
+from psycopg2 import sql
+
+from .locks import LockConnectionLost
+
+_logger = logging.getLogger(__name__)
+
+TABLES = ("mqtt_device", "mqtt_connection")
+CHECK_EVERY_S = 300.0
+VACUUMED_WITHIN_S = 600.0  # a VACUUM this recent (autovacuum's or ours) will do
+DEAD_MIN = 1000  # dead row versions worth a VACUUM
+
+
+def due(stats, vacuumed_within_s=VACUUMED_WITHIN_S, dead_min=DEAD_MIN):
+    """The tables of ``stats`` (``(table, dead versions, seconds since its
+    last VACUUM or None)``) that need one now."""
+    return [
+        table
+        for table, dead, since in stats
+        if dead >= dead_min and (since is None or since >= vacuumed_within_s)
+    ]
+
+
+class TableUpkeep:
+    """Checks every ``CHECK_EVERY_S`` on ``locks``' autocommit connection
+    and vacuums what ``due`` names there.  Errors other than a lost
+    connection are logged: the runner's work does not depend on it."""
+
+    def __init__(self, locks, dead_min=DEAD_MIN, vacuumed_within_s=VACUUMED_WITHIN_S):
+        self.locks = locks
+        self.dead_min = dead_min
+        self.vacuumed_within_s = vacuumed_within_s
+        self.next_check = 0.0
+
+    def run_if_due(self, now):
+        """Vacuum what needs it when a check is due (``now``: monotonic);
+        returns the tables vacuumed."""
+        if now < self.next_check:
+            return []
+        self.next_check = now + CHECK_EVERY_S
+        cnx = self.locks.cnx
+        if cnx is None:
+            return []
+        try:
+            with cnx.cursor() as cur:
+                return self._vacuum_due(cur)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+            raise LockConnectionLost(str(exc)) from exc
+        except psycopg2.Error as exc:
+            _logger.warning("Vacuuming the machines' rows failed: %s", exc)
+            return []
+
+    def _vacuum_due(self, cur):
+        cur.execute(
+            "SELECT relname, n_dead_tup, EXTRACT(EPOCH FROM now() - "
+            "GREATEST(last_vacuum, last_autovacuum)) FROM pg_stat_user_tables "
+            "WHERE relname = ANY(%s) AND schemaname = current_schema()",
+            (list(TABLES),),
+        )
+        stats = [
+            (table, dead, None if since is None else float(since))
+            for table, dead, since in cur.fetchall()
+        ]
+        tables = due(stats, self.vacuumed_within_s, self.dead_min)
+        found = {table: (count, since) for table, count, since in stats}
+        for table in tables:
+            started = time.monotonic()
+            # SKIP_LOCKED: another node's runner (or autovacuum) at it now will do.
+            cur.execute(
+                sql.SQL("VACUUM (SKIP_LOCKED) {}").format(sql.Identifier(table))
+            )
+            count, since = found[table]
+            _logger.info(
+                "Vacuumed %s (%d dead row versions, last VACUUM %s) in %.0f ms",
+                table,
+                count,
+                "never" if since is None else f"{since / 60:.0f} min ago",
+                (time.monotonic() - started) * 1000,
+            )
+        return tables
