@@ -28,3 +28,8 @@ class TestHotRows(TransactionCase):
         self.assertEqual(self._options("mqtt_device"), [f"fillfactor={FILLFACTOR}"])
         # A table that is not there (yet) is left alone, not an error.
         keep_updates_on_page(self.env.cr, "no_such_table")
+
+    def test_an_administrators_own_fill_factor_stays(self):
+        self.env.cr.execute("ALTER TABLE mqtt_connection SET (fillfactor = 50)")
+        keep_updates_on_page(self.env.cr, "mqtt_connection")
+        self.assertEqual(self._options("mqtt_connection"), ["fillfactor=50"])
