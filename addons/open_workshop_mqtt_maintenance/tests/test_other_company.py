@@ -81,7 +81,7 @@ class TestAnotherCompanysMachines(MaintenanceCase):
         values = {"name": "Belt", "equipment_id": self.equipment.id, "interval_days": 9}
         with self.assertRaises(ValidationError):
             Plan.create(dict(values, base_working_hours=1_000_000.0))
-        tomorrow = fields.Date.today() + timedelta(days=1)
+        tomorrow = fields.Date.context_today(Plan) + timedelta(days=1)
         with self.assertRaises(ValidationError):
             Plan.create(dict(values, base_date=tomorrow))
         plan = Plan.create(dict(values, base_working_hours=0.1))
