@@ -22,6 +22,9 @@ from psycopg2 import sql
 # machine's row is 1 to 2 kB: two or three to a page, and room for each one's
 # next version while the versions of the flush before are not yet pruned.
 FILLFACTOR = 30
+# The tables whose rows the runner rewrites with every flush (their models set
+# the fill factor; services/runner/upkeep.py vacuums them where nothing else does).
+REWRITTEN = ("mqtt_device", "mqtt_connection")
 
 
 def keep_updates_on_page(cr, table):

@@ -18,11 +18,11 @@ import time
 import psycopg2
 from psycopg2 import sql
 
+from ...models.hot_rows import REWRITTEN
 from .locks import LockConnectionLost
 
 _logger = logging.getLogger(__name__)
 
-TABLES = ("mqtt_device", "mqtt_connection")
 CHECK_EVERY_S = 300.0
 # A VACUUM this recent (autovacuum's or ours) will do; a little under two
 # checks, so that with autovacuum off the runner vacuums every 10 minutes.
@@ -87,7 +87,7 @@ class TableUpkeep:
                 "SELECT relname, n_dead_tup, EXTRACT(EPOCH FROM now() - "
                 "GREATEST(last_vacuum, last_autovacuum)) FROM pg_stat_user_tables "
                 "WHERE relname = ANY(%s) AND schemaname = current_schema()",
-                (list(TABLES),),
+                (list(REWRITTEN),),
             )
             stats = [
                 (table, dead, None if since is None else float(since))

@@ -2,9 +2,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 from odoo.tests import TransactionCase, tagged
 
-from ...models.hot_rows import FILLFACTOR, keep_updates_on_page
-
-REWRITTEN = ("mqtt_device", "mqtt_connection")
+from ...models.hot_rows import FILLFACTOR, REWRITTEN, keep_updates_on_page
 
 
 @tagged("post_install", "-at_install")

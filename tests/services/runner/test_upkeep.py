@@ -4,6 +4,7 @@ from psycopg2 import errors
 
 from odoo.tests import TransactionCase, tagged
 
+from ....models.hot_rows import REWRITTEN
 from ....services.runner.locks import LockConnectionLost, RunnerLocks
 from ....services.runner.upkeep import CHECK_EVERY_S, TableUpkeep, due
 
@@ -52,7 +53,8 @@ class TestTableUpkeep(TransactionCase):
         with locks.cnx.cursor() as cur:
             cur.execute(
                 "SELECT relname, last_vacuum FROM pg_stat_user_tables "
-                "WHERE relname IN ('mqtt_device', 'mqtt_connection')"
+                "WHERE relname = ANY(%s)",
+                (list(REWRITTEN),),
             )
             return dict(cur.fetchall())
 
