@@ -137,6 +137,17 @@ class Engine:
         self.fleet.track(dev)
         return dev
 
+    def needs_state(self, cfg: DeviceConfig) -> bool:
+        """Whether ``upsert_device(cfg)`` reads the machine's stored state
+        (snapshots, history tail): only for a machine new to the engine or
+        given another meter, the ones it builds anew (``Fleet.configure``)."""
+        dev = self.devices.get(cfg.id)
+        return (
+            dev is None
+            or dev.cfg.parser_key() != cfg.parser_key()
+            or dev.cfg.connection_id != cfg.connection_id
+        )
+
     def remove_device(self, dev_id: int, batch: Batch) -> None:
         """A machine left (archived, deleted, moved off an owned connection)."""
         dev = self.devices.get(dev_id)

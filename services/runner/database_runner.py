@@ -333,7 +333,7 @@ class DatabaseRunner:
                 )
         with registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            configs = load_devices(env, list(self.owned))
+            configs = load_devices(env, list(self.owned), self.engine.needs_state)
         wanted = {cfg.id: cfg for cfg in configs}
         for dev_id in list(self.engine.devices):
             if dev_id not in wanted:

@@ -248,7 +248,7 @@ class Flusher:
         runner = self.runner
         with Registry(runner.dbname).cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {})
-            configs = load_devices(env, list(runner.owned))
+            configs = load_devices(env, list(runner.owned), runner.engine.needs_state)
         for cfg in configs:
             if cfg.id in runner.engine.devices:
                 runner.engine.upsert_device(cfg, batch)

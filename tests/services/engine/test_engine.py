@@ -549,3 +549,18 @@ def test_a_frame_dated_hours_ahead_does_not_stall_the_meter(setup):
     assert machine.last_ts == T0 + 9
     assert machine.session.start_time == T0 + 1
     assert batch.stats[1]["readings"] == 10
+
+
+def test_only_a_machine_built_anew_needs_its_stored_state(setup):
+    # A reconcile reads the stored snapshots and history tail only where
+    # upsert_device builds the machine's parser or machine anew.
+    core, _clock, _batch = setup
+    assert core.needs_state(cfg(2, prefix="shellypmminig3-000000000002"))
+    assert not core.needs_state(cfg())
+    assert not core.needs_state(cfg(name="Renamed", max_msg_rate=10))
+    assert not core.needs_state(cfg(detector=DetectorConfig(stop_debounce_s=30.0)))
+    assert core.needs_state(cfg(prefix="shellypmminig3-000000000003"))
+    assert core.needs_state(cfg(component="em1:0"))
+    assert core.needs_state(cfg(connection_id=2))
+    core.remove_device(1, Batch())
+    assert core.needs_state(cfg())

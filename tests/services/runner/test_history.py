@@ -77,7 +77,8 @@ class TestHistoryWriter(RunnerCase):
         engine.add_connection(self.connection.id, "owm-test", discovery=True)
         engine.connection_up(self.connection.id, session_present=False)
         self.batch = Batch()
-        for cfg in load_devices(self.env, [self.connection.id]):
+        # As the runner's reconcile reads them: the stored state where needed.
+        for cfg in load_devices(self.env, [self.connection.id], engine.needs_state):
             engine.upsert_device(cfg, self.batch)
         for n in range(1500, 1600):
             self.frame(T0 + n, 300.0)
@@ -96,6 +97,41 @@ class TestHistoryWriter(RunnerCase):
         )
         running = self.sessions().filtered(lambda s: s.state == "running")
         self.assertEqual(machine.session.start_time, running.start_ts)
+
+    def test_a_reconcile_reads_the_stored_state_only_for_machines_built_anew(self):
+        for n in range(60):
+            self.frame(T0 + n, 0.0 if n < 20 else 300.0)
+        self.flush()
+        ids = [self.connection.id]
+        stored = {c.id: c for c in load_devices(self.env, ids)}[self.device.id]
+        self.assertTrue(stored.detector_snapshot)
+        self.assertTrue(stored.parser_snapshot)
+        self.assertTrue(stored.history_tail)
+        engine = self.service.engine
+        held = {c.id: c for c in load_devices(self.env, ids, engine.needs_state)}
+        # The machines the engine holds go on from their own state.
+        for cfg in held.values():
+            self.assertEqual(
+                (cfg.detector_snapshot, cfg.parser_snapshot, cfg.history_tail),
+                (None, None, None),
+            )
+        self.assertEqual(held[self.device.id], stored)  # the configuration
+        # Given another meter, the machine's parser is built anew: from the
+        # stored state, as a machine new to the engine is.
+        self.device.topic_prefix = "shellypmminig3-0000000000ee"
+        engine.remove_device(self.other.id, self.batch)
+        anew = {c.id: c for c in load_devices(self.env, ids, engine.needs_state)}
+        for dev_id in (self.device.id, self.other.id):
+            full = {c.id: c for c in load_devices(self.env, ids)}[dev_id]
+            self.assertEqual(
+                (
+                    anew[dev_id].detector_snapshot,
+                    anew[dev_id].parser_snapshot,
+                    anew[dev_id].history_tail,
+                ),
+                (full.detector_snapshot, full.parser_snapshot, full.history_tail),
+            )
+        self.assertEqual(anew[self.device.id].history_tail, stored.history_tail)
 
     def test_a_machine_without_history_keeps_none(self):
         self.service.engine.fleet.history = False
