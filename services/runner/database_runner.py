@@ -42,6 +42,7 @@ from ..mqtt.backoff import Backoff
 from ..mqtt.inbound import InboundMessage
 from .config import load_connections, load_devices
 from .flush import Flusher
+from .heap import settle
 from .locks import LockConnectionLost, RunnerLocks
 from .upkeep import TableUpkeep
 
@@ -343,6 +344,7 @@ class DatabaseRunner:
         for conn_id, owned in self.owned.items():
             owned.client.set_subscriptions(self.engine.subscriptions(conn_id))
             owned.client.start()  # no-op when running
+        settle(registry)
 
     def _acquire(self, conn_id, info):
         if not self._locks.try_lock(conn_id):
