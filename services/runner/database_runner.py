@@ -195,6 +195,7 @@ class DatabaseRunner:
                 batch = self.flusher.flush(batch)
                 self._reconcile(batch)
                 batch = self.flusher.flush(batch)
+                settle()  # the registries loaded: out of the full collections
             elif now >= self.next_heartbeat:
                 batch = self.flusher.flush(batch, heartbeat=True)
         self.flusher.flush(batch)
@@ -344,7 +345,6 @@ class DatabaseRunner:
         for conn_id, owned in self.owned.items():
             owned.client.set_subscriptions(self.engine.subscriptions(conn_id))
             owned.client.start()  # no-op when running
-        settle(registry)
 
     def _acquire(self, conn_id, info):
         if not self._locks.try_lock(conn_id):

@@ -553,14 +553,31 @@ def test_a_frame_dated_hours_ahead_does_not_stall_the_meter(setup):
 
 def test_only_a_machine_built_anew_needs_its_stored_state(setup):
     # A reconcile reads the stored snapshots and history tail only where
-    # upsert_device builds the machine's parser or machine anew.
-    core, _clock, _batch = setup
-    assert core.needs_state(cfg(2, prefix="shellypmminig3-000000000002"))
-    assert not core.needs_state(cfg())
-    assert not core.needs_state(cfg(name="Renamed", max_msg_rate=10))
-    assert not core.needs_state(cfg(detector=DetectorConfig(stop_debounce_s=30.0)))
-    assert core.needs_state(cfg(prefix="shellypmminig3-000000000003"))
-    assert core.needs_state(cfg(component="em1:0"))
-    assert core.needs_state(cfg(connection_id=2))
+    # upsert_device builds the machine or its parser anew.
+    core, _clock, batch = setup
+    core.add_connection(2, "owm-test-2", discovery=False)
+    dev = core.devices[1]
+    for same in (
+        cfg(),
+        cfg(name="Renamed", max_msg_rate=10, poll_interval_s=0),
+        cfg(detector=DetectorConfig(stop_debounce_s=30.0)),
+    ):
+        assert not core.needs_state(same)
+        parser, machine = dev.parser, dev.state_machine
+        core.upsert_device(same, batch)
+        assert core.devices[1] is dev
+        assert (dev.parser, dev.state_machine) == (parser, machine)
+    for anew in (
+        cfg(prefix="shellypmminig3-000000000003"),
+        cfg(component="em1:0"),
+        cfg(options={"json_power_path": "ENERGY.Power"}),
+        cfg(connection_id=2),
+        cfg(prefix="shellypmminig3-000000000003", connection_id=2),
+    ):
+        assert core.needs_state(anew)
+        parser = dev.parser
+        core.upsert_device(anew, batch)
+        assert dev.parser is not parser
+    assert core.needs_state(cfg(7, prefix="shellypmminig3-000000000007"))
     core.remove_device(1, Batch())
     assert core.needs_state(cfg())

@@ -1,13 +1,34 @@
 # Copyright 2026 Open Workshop MQTT developers
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""The heap is frozen once per loaded registry, and unfrozen for good when a
-registry is rebuilt in the process (the old one must be collectable)."""
+"""The heap is frozen when a registry was loaded, and unfrozen for good when
+one frozen is gone (replaced, dropped, evicted: it must be collectable)."""
 
 import gc
 from types import SimpleNamespace
 from unittest import TestCase
 
-from ....services.runner.heap import _Heap
+from odoo.modules.registry import Registry
+from odoo.tools import config
+
+from ....services.runner.heap import _Heap, _live_registries
+
+
+class Registries:
+    """Stands in for Odoo's registry cache; the test keeps every registry it
+    made alive, so that no id is reused."""
+
+    def __init__(self):
+        self.live = {}
+        self.made = []
+
+    def load(self, db_name):
+        registry = SimpleNamespace(db_name=db_name)
+        self.made.append(registry)
+        self.live[db_name] = registry
+        return registry
+
+    def __call__(self):
+        return list(self.live.values())
 
 
 class TestHeap(TestCase):
@@ -15,30 +36,61 @@ class TestHeap(TestCase):
         super().setUp()
         self.addCleanup(gc.unfreeze)
         gc.unfreeze()
+        self.registries = Registries()
+        self.heap = _Heap(self.registries)
 
-    def test_frozen_once_per_registry(self):
-        heap = _Heap()
-        one, two = SimpleNamespace(db_name="one"), SimpleNamespace(db_name="two")
-        self.assertTrue(heap.settle(one))
+    def test_frozen_when_a_registry_was_loaded(self):
+        self.registries.load("one")
+        self.assertTrue(self.heap.settle())
         frozen = gc.get_freeze_count()
         self.assertGreater(frozen, 1000)
-        self.assertFalse(heap.settle(one))  # every reconcile calls it
+        self.assertFalse(self.heap.settle())  # every reconcile calls it
         self.assertEqual(gc.get_freeze_count(), frozen)
-        self.assertTrue(heap.settle(two))  # another database's runner
+        self.registries.load("two")  # another database's
+        self.assertTrue(self.heap.settle())
 
-    def test_a_rebuilt_registry_unfreezes_for_good(self):
-        heap = _Heap()
-        self.assertTrue(heap.settle(SimpleNamespace(db_name="one")))
-        garbage = [[]]
-        garbage[0].append(garbage)  # a cycle, frozen with the first registry
-        gc.freeze()
-        frozen = gc.get_freeze_count()
-        rebuilt = SimpleNamespace(db_name="one")
-        self.assertFalse(heap.settle(rebuilt))
-        # (CPython 3.12 counts a few hundred objects of its own as frozen.)
-        self.assertLess(gc.get_freeze_count(), frozen / 2)
-        del garbage
-        self.assertGreaterEqual(gc.collect(), 2)  # collectable again
-        self.assertFalse(heap.settle(SimpleNamespace(db_name="two")))
-        self.assertFalse(heap.settle(rebuilt))
-        self.assertLess(gc.get_freeze_count(), frozen / 2)
+    def test_a_registry_gone_unfreezes_for_good(self):
+        for gone in ("rebuilt", "dropped"):
+            with self.subTest(gone):
+                gc.unfreeze()
+                heap = _Heap(self.registries)
+                self.registries.load("one")
+                self.registries.load("two")
+                self.assertTrue(heap.settle())
+                garbage = [[]]
+                garbage[0].append(garbage)  # a cycle, frozen with them
+                gc.freeze()
+                frozen = gc.get_freeze_count()
+                if gone == "rebuilt":
+                    self.registries.load("two")
+                else:
+                    del self.registries.live["two"]
+                self.assertFalse(heap.settle())
+                # (CPython 3.12 counts a few hundred objects of its own.)
+                self.assertLess(gc.get_freeze_count(), frozen / 2)
+                del garbage
+                self.assertGreaterEqual(gc.collect(), 2)  # collectable again
+                self.registries.load("three")
+                self.assertFalse(heap.settle())
+                self.assertLess(gc.get_freeze_count(), frozen / 2)
+
+    def test_a_registry_built_while_freezing_unfreezes_for_good(self):
+        self.registries.load("one")
+        calls = []
+
+        def registries():
+            calls.append(1)
+            if len(calls) == 2:  # the look after the freeze
+                self.registries.load("two")
+            return self.registries()
+
+        heap = _Heap(registries)
+        self.assertFalse(heap.settle())
+        self.assertLess(gc.get_freeze_count(), 1000)
+        self.assertFalse(heap.settle())
+
+    def test_the_registries_are_odoos_and_their_cache_order_stays(self):
+        registry = Registry(config["db_name"])  # a lookup: it comes first
+        order = list(Registry.registries.d)
+        self.assertIn(registry, _live_registries())
+        self.assertEqual(list(Registry.registries.d), order)

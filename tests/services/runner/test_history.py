@@ -101,12 +101,15 @@ class TestHistoryWriter(RunnerCase):
     def test_a_reconcile_reads_the_stored_state_only_for_machines_built_anew(self):
         for n in range(60):
             self.frame(T0 + n, 0.0 if n < 20 else 300.0)
+            self.frame(T0 + n, 50.0 + n, prefix=self.other.topic_prefix)
         self.flush()
         ids = [self.connection.id]
-        stored = {c.id: c for c in load_devices(self.env, ids)}[self.device.id]
-        self.assertTrue(stored.detector_snapshot)
-        self.assertTrue(stored.parser_snapshot)
-        self.assertTrue(stored.history_tail)
+        full = {c.id: c for c in load_devices(self.env, ids)}
+        for cfg in full.values():
+            self.assertTrue(cfg.detector_snapshot)
+            self.assertTrue(cfg.parser_snapshot)
+            self.assertTrue(cfg.history_tail)
+        stored = full[self.device.id]
         engine = self.service.engine
         held = {c.id: c for c in load_devices(self.env, ids, engine.needs_state)}
         # The machines the engine holds go on from their own state.
@@ -122,16 +125,27 @@ class TestHistoryWriter(RunnerCase):
         engine.remove_device(self.other.id, self.batch)
         anew = {c.id: c for c in load_devices(self.env, ids, engine.needs_state)}
         for dev_id in (self.device.id, self.other.id):
-            full = {c.id: c for c in load_devices(self.env, ids)}[dev_id]
             self.assertEqual(
                 (
                     anew[dev_id].detector_snapshot,
                     anew[dev_id].parser_snapshot,
                     anew[dev_id].history_tail,
                 ),
-                (full.detector_snapshot, full.parser_snapshot, full.history_tail),
+                (
+                    full[dev_id].detector_snapshot,
+                    full[dev_id].parser_snapshot,
+                    full[dev_id].history_tail,
+                ),
             )
-        self.assertEqual(anew[self.device.id].history_tail, stored.history_tail)
+        # And the machine removed goes on from it: its history continues.
+        engine.upsert_device(anew[self.other.id], self.batch)
+        for n in range(60, 70):
+            self.frame(T0 + n, 50.0 + n, prefix=self.other.topic_prefix)
+        self.flush()
+        self.assertEqual(
+            [r.ts for r in self.stored_records(self.other)],
+            [T0 + n for n in range(70)],
+        )
 
     def test_a_machine_without_history_keeps_none(self):
         self.service.engine.fleet.history = False
