@@ -12,6 +12,7 @@ not the meter's silence.
 
 import time
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from ...parsers import (
     Limits,
@@ -160,7 +161,7 @@ class Fleet:
                 filters.update(dev.filters)
         if self.discovery.get(conn_id):
             filters.add("+/events/rpc")
-        return minimal_filters(filters)
+        return list(_minimal(frozenset(filters)))
 
     # -- devices ----------------------------------------------------------
     def configure(self, cfg: DeviceConfig) -> DeviceRuntime:
@@ -255,6 +256,13 @@ class Fleet:
                 now += max(0.0, self.clock() - max(dev.read_mono, up))
         processed = machine.now
         return now if processed is None or processed < now else processed
+
+
+@lru_cache(maxsize=16)
+def _minimal(filters: frozenset[str]) -> tuple[str, ...]:
+    """``minimal_filters``, once per distinct set: asked at every reconcile
+    (18 ms with 1,000 machines' 3,000 filters), the set seldom changes."""
+    return tuple(minimal_filters(filters))
 
 
 def _valid_topic(topic: str) -> bool:

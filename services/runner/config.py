@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
+from odoo.tools import SQL
+
 from ...models.mqtt_device import RUNNER_FIELDS
 from ...parsers import meter_kind
 from ..engine.device import DeviceConfig
@@ -88,20 +90,14 @@ def load_devices(env, connection_ids, needs_state=None):
     JSON and history each).  None: read for every machine."""
     if not connection_ids:
         return []
-    Device = env["mqtt.device"].sudo()
-    rows = Device.search_read(
-        [("connection_id", "in", list(connection_ids)), ("active", "=", True)],
-        DEVICE_FIELDS,
+    env.flush_all()  # read in SQL below: what this transaction wrote first
+    rows = _read_devices(env, connection_ids)
+    env.cr.execute(
+        "SELECT device_id, id, start_ts FROM mqtt_session "
+        "WHERE device_id = ANY(%s) AND state = 'running'",
+        ([r["id"] for r in rows],),
     )
-    running = {
-        s["device_id"][0]: s
-        for s in env["mqtt.session"]
-        .sudo()
-        .search_read(
-            [("device_id", "in", [r["id"] for r in rows]), ("state", "=", "running")],
-            ["device_id", "start_ts"],
-        )
-    }
+    running = {device_id: (sid, start) for device_id, sid, start in env.cr.fetchall()}
     configs = []
     for r in rows:
         try:
@@ -113,8 +109,8 @@ def load_devices(env, connection_ids, needs_state=None):
             DeviceConfig(
                 id=r["id"],
                 name=r["name"],
-                connection_id=r["connection_id"][0],
-                company_id=r["company_id"][0] if r["company_id"] else None,
+                connection_id=r["connection_id"],
+                company_id=r["company_id"],
                 parser_type=r["parser_type"],
                 topic_prefix=r["topic_prefix"] or None,
                 topic_pattern=r["topic_pattern"] or None,
@@ -127,13 +123,48 @@ def load_devices(env, connection_ids, needs_state=None):
                 poll_interval_s=r["poll_interval_s"],
                 log_raw=r["log_raw"],
                 max_msg_rate=r["max_msg_rate"],
-                running_session_id=session["id"] if session else None,
-                running_start_ts=session["start_ts"] if session else None,
+                running_session_id=session[0] if session else None,
+                running_start_ts=session[1] if session else None,
             )
         )
     wanted = [c.id for c in configs if needs_state is None or needs_state(c)]
     state = _stored_state(env.cr, wanted)
     return [replace(c, **state[c.id]) if c.id in state else c for c in configs]
+
+
+def _read_devices(env, connection_ids):
+    """The active machines' DEVICE_FIELDS, as dicts, in the model's order.
+
+    The model's own search (its domain and order), its rows read as the
+    database gives them: search_read's conversion of every field of every
+    record cost 31 of a reconcile's 53 ms of CPU with 1,000 machines.
+    Many-to-ones come as ids (None when empty), empty numbers and flags as
+    the ORM reads them (0, False)."""
+    Device = env["mqtt.device"].sudo()
+    query = Device._search(
+        [("connection_id", "in", list(connection_ids)), ("active", "=", True)],
+        order=Device._order,
+    )
+    names = ["id", *DEVICE_FIELDS]
+    rows = env.execute_query(
+        query.select(*(SQL.identifier(Device._table, name) for name in names))
+    )
+    read = [_AS_READ.get(Device._fields[name].type, _same) for name in names]
+    return [
+        {name: conv(value) for name, conv, value in zip(names, read, row, strict=True)}
+        for row in rows
+    ]
+
+
+def _same(value):
+    return value
+
+
+_AS_READ = {
+    "float": lambda value: float(value or 0.0),
+    "integer": lambda value: int(value or 0),
+    "boolean": bool,
+}
 
 
 @lru_cache(maxsize=1024)

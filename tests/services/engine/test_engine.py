@@ -277,6 +277,29 @@ def test_rejected_payload_is_counted_and_logged_once(setup, caplog):
     assert len(warnings) == 1
 
 
+def test_subscriptions_follow_the_machines(setup):
+    """The minimal filter set is kept per distinct set of filters: a machine
+    added, re-addressed or removed changes it, and a caller's copy is its own."""
+    core, _clock, batch = setup
+    first = core.subscriptions(1)
+    assert f"{PREFIX}/events/rpc" in first
+    first.append("mine/#")
+    assert core.subscriptions(1) == first[:-1]
+    other = "shellypmminig3-112233445566"
+    core.upsert_device(cfg(2, prefix=other), batch)
+    assert f"{other}/events/rpc" in core.subscriptions(1)
+    core.upsert_device(cfg(2, prefix="shellypmminig3-998877665544"), batch)
+    now = core.subscriptions(1)
+    assert f"{other}/events/rpc" not in now
+    assert "shellypmminig3-998877665544/events/rpc" in now
+    core.remove_device(2, batch)
+    assert core.subscriptions(1) == first[:-1]
+    core.set_discovery(1, True)
+    assert core.subscriptions(1) == sorted(
+        ["+/events/rpc", *(f for f in first[:-1] if not f.endswith("/events/rpc"))]
+    )
+
+
 def test_unmatched_topics_and_discovery(setup):
     core, clock, batch = setup
     core.set_discovery(1, True)
