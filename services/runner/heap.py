@@ -14,6 +14,11 @@ or upgraded), dropped with its database or evicted from Odoo's registry
 cache must be: once one of them is gone from the registries, the heap is
 unfrozen for the rest of the process's life (a restart settles it again),
 and so it is when one is built or replaced while the heap is being frozen.
+Once the heap is frozen, the youngest generation is collected every 20,000
+new objects instead of Python's 700 (unless set higher already): each
+young collection walks what the runner made since, most of it freed by
+then anyway (1,000 machines at 1 reading/s: 3.5 -> 0.2 ms of CPU a second).
+
 Process-wide, as the collector is.
 """
 
@@ -25,6 +30,8 @@ import time
 from odoo.modules.registry import Registry
 
 _logger = logging.getLogger(__name__)
+
+YOUNG = 20_000  # new objects between two collections of the youngest generation
 
 
 class _Heap:
@@ -55,6 +62,9 @@ class _Heap:
                 self._give_up()
                 return False
             self.frozen = current
+            young, *older = gc.get_threshold()
+            if young < YOUNG:
+                gc.set_threshold(YOUNG, *older)
             _logger.info(
                 "%d objects kept out of the garbage collector's full passes "
                 "(%d registries loaded; %d collected first, %.0f ms)",

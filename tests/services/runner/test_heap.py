@@ -10,7 +10,7 @@ from unittest import TestCase
 from odoo.modules.registry import Registry
 from odoo.tools import config
 
-from ....services.runner.heap import _Heap, _live_registries
+from ....services.runner.heap import YOUNG, _Heap, _live_registries
 
 
 class Registries:
@@ -48,6 +48,19 @@ class TestHeap(TestCase):
         self.assertEqual(gc.get_freeze_count(), frozen)
         self.registries.load("two")  # another database's
         self.assertTrue(self.heap.settle())
+
+    def test_the_young_generation_waits_longer_once_frozen(self):
+        self.addCleanup(gc.set_threshold, *gc.get_threshold())
+        gc.set_threshold(700, 10, 10)
+        self.assertFalse(self.heap.settle())  # nothing loaded: nothing changes
+        self.assertEqual(gc.get_threshold(), (700, 10, 10))
+        self.registries.load("one")
+        self.assertTrue(self.heap.settle())
+        self.assertEqual(gc.get_threshold(), (YOUNG, 10, 10))
+        gc.set_threshold(50_000, 5, 20)  # an administrator's: kept
+        self.registries.load("two")
+        self.assertTrue(self.heap.settle())
+        self.assertEqual(gc.get_threshold(), (50_000, 5, 20))
 
     def test_a_registry_gone_unfreezes_for_good(self):
         for gone in ("rebuilt", "dropped"):
