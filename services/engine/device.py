@@ -74,6 +74,15 @@ class DeviceConfig:
             tuple(sorted(self.options.items())),
         )
 
+    def same_meter(self, other: "DeviceConfig") -> bool:
+        """Whether ``other`` reads the same meter on the same broker: else the
+        machine's parser and routes are built anew (and its stored state is
+        read again)."""
+        return (
+            self.parser_key() == other.parser_key()
+            and self.connection_id == other.connection_id
+        )
+
 
 class DeviceRuntime:
     """Mutable per-machine state, touched only by the engine's thread.

@@ -142,11 +142,7 @@ class Engine:
         (snapshots, history tail): only for a machine new to the engine or
         given another meter, the ones it builds anew (``Fleet.configure``)."""
         dev = self.devices.get(cfg.id)
-        return (
-            dev is None
-            or dev.cfg.parser_key() != cfg.parser_key()
-            or dev.cfg.connection_id != cfg.connection_id
-        )
+        return dev is None or not dev.cfg.same_meter(cfg)
 
     def remove_device(self, dev_id: int, batch: Batch) -> None:
         """A machine left (archived, deleted, moved off an owned connection)."""

@@ -174,10 +174,7 @@ class Fleet:
             self.route(dev)
             return dev
         old = dev.cfg
-        if (
-            old.parser_key() != cfg.parser_key()
-            or old.connection_id != cfg.connection_id
-        ):
+        if not old.same_meter(cfg):
             self.unroute(dev)
             parser = self.parser_for(cfg)
             if old.parser_key()[:1] == cfg.parser_key()[:1]:
