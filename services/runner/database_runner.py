@@ -52,6 +52,7 @@ RECONCILE_EVERY_S = 30.0  # safety net; NOTIFY and the revision make it ~instant
 TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connections
 REV_POLL_S = 1.0
 HOUSEKEEPING_S = 0.25
+GATHER_S = 0.05  # an open batch takes its queued messages this often
 
 
 class Received(NamedTuple):
@@ -219,25 +220,44 @@ class DatabaseRunner:
         return bool(batch.dirty or batch.sessions)
 
     def _collect(self, batch):
-        """Take queued messages until a flush is due or the queue is empty."""
+        """Take queued messages until a flush is due or the queue is empty.
+
+        An open batch gathers its messages in slices of ``GATHER_S`` and takes
+        what came in one go: waking for each message (1,000 a second in a
+        workshop) cost a thread switch each, about 6 % of the runner's CPU in
+        the workshop benchmark; the batch is written at the same moment
+        either way.  An empty batch waits for its first message."""
+        if self._take(batch) or len(batch) >= self.settings.max_batch:
+            return
         now = time.monotonic()
         wait = HOUSEKEEPING_S
         if batch.started is not None:
             wait = max(0.0, batch.started + self.settings.flush_interval_s - now)
         wait = min(wait, max(0.0, self._housekeeping_at - now))
-        try:
-            item = self.queue.get(timeout=wait)
-        except queue.Empty:
-            return
-        limit = self.settings.max_batch
-        while True:
-            self._dispatch(item, batch)
-            if len(batch) >= limit:
+        if batch.started is None:
+            try:
+                item = self.queue.get(timeout=wait)
+            except queue.Empty:
                 return
+            self._dispatch(item, batch)
+            return
+        if wait > 0.0:
+            self.stopping.wait(min(wait, GATHER_S))
+            self._take(batch)
+
+    def _take(self, batch):
+        """Handle what is queued now, until the batch is full; whether there
+        was anything."""
+        limit = self.settings.max_batch
+        took = False
+        while len(batch) < limit:
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
-                return
+                break
+            took = True
+            self._dispatch(item, batch)
+        return took
 
     def _dispatch(self, item, batch):
         conn_id = item.conn_id

@@ -21,6 +21,7 @@ from ....services.engine.batch import Batch, CloseSession
 from ....services.engine.types import SessionSummary
 from ....services.runner import flush, writer
 from ....services.runner.config import load_devices
+from ....services.runner.database_runner import GATHER_S, Received
 from ....services.runner.detector import SessionDetector
 from .common import T0, RunnerCase
 
@@ -278,3 +279,87 @@ class TestWhenABatchIsWritten(RunnerCase):
             CloseSession(SessionSummary(T0, T0 + 60, 10.0, 50.0, 2.0, "timeout"))
         )
         self.assertTrue(self.service._flush_due(timed_out, now))
+
+
+@tagged("post_install", "-at_install")
+class TestHowABatchGathersItsMessages(RunnerCase):
+    """An empty batch takes its first message when it comes; an open batch
+    waits a slice and takes what came meanwhile in one go (not a wake per
+    message); a backlog is taken without waiting, a full batch at once."""
+
+    def setUp(self):
+        super().setUp()
+        self.waits = []
+        # the housekeeping (tick, polls) is not due: it would end a wait too
+        self.service._housekeeping_at = time.monotonic() + 60.0
+
+    def put(self, *readings):
+        for ts, watts in readings:
+            msg = self.message(ts, watts)
+            self.service.queue.put(Received(self.connection.id, msg))
+
+    def network_delivers(self, *readings):
+        """The runner's wait, during which the network thread queues
+        ``readings``."""
+
+        def wait(timeout):
+            self.waits.append(timeout)
+            self.put(*readings)
+            return False
+
+        return patch.object(self.service.stopping, "wait", side_effect=wait)
+
+    def no_wait(self):
+        return patch.object(
+            self.service.stopping, "wait", side_effect=AssertionError("waited")
+        )
+
+    def test_an_open_batch_takes_what_came_while_it_waited(self):
+        self.put((T0, 0.0))
+        with self.no_wait():
+            self.service._collect(self.batch)  # the first message, at once
+        self.assertEqual(len(self.batch), 1)
+        self.assertIsNotNone(self.batch.started)
+        later = [(T0 + i, 100.0 * i) for i in range(1, 6)]
+        with self.network_delivers(*later):
+            self.service._collect(self.batch)
+        self.assertEqual(len(self.waits), 1)
+        self.assertGreater(self.waits[0], 0.0)
+        self.assertLessEqual(self.waits[0], GATHER_S)
+        self.assertEqual(len(self.batch), 6)
+        self.assertTrue(self.service.queue.empty())
+        self.flush()
+        self.assertEqual(self.client.acked, list(range(1, 7)))
+        self.assertEqual(self.device.current_power_w, 500.0)
+
+    def test_a_backlog_is_taken_without_waiting(self):
+        self.put((T0, 0.0))
+        with self.no_wait():
+            self.service._collect(self.batch)
+        self.put(*[(T0 + i, 0.0) for i in range(1, 4)])
+        with self.no_wait():
+            self.service._collect(self.batch)
+        self.assertEqual(len(self.batch), 4)
+
+    def test_a_full_batch_leaves_the_rest_queued(self):
+        self.service.settings.max_batch = 3
+        self.put(*[(T0 + i, 0.0) for i in range(5)])
+        with self.no_wait():
+            self.service._collect(self.batch)
+            self.assertEqual(len(self.batch), 3)
+            self.service._collect(self.batch)  # full: returns at once
+        self.assertEqual(len(self.batch), 3)
+        self.assertEqual(self.service.queue.qsize(), 2)
+        self.flush()
+        with self.no_wait():
+            self.service._collect(self.batch)
+        self.assertEqual(len(self.batch), 2)
+
+    def test_the_wait_ends_at_the_flush(self):
+        self.put((T0, 0.0))
+        self.service._collect(self.batch)
+        interval = self.service.settings.flush_interval_s
+        self.batch.started -= interval  # its first message waited the interval
+        with self.no_wait():
+            self.service._collect(self.batch)
+        self.assertTrue(self.service._flush_due(self.batch, time.monotonic()))
