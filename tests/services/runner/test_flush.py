@@ -21,7 +21,11 @@ from ....services.engine.batch import Batch, CloseSession
 from ....services.engine.types import SessionSummary
 from ....services.runner import flush, writer
 from ....services.runner.config import load_devices
-from ....services.runner.database_runner import GATHER_S, Received
+from ....services.runner.database_runner import (
+    GATHER_BELOW_PER_S,
+    GATHER_S,
+    Received,
+)
 from ....services.runner.detector import SessionDetector
 from .common import T0, RunnerCase
 
@@ -283,9 +287,10 @@ class TestWhenABatchIsWritten(RunnerCase):
 
 @tagged("post_install", "-at_install")
 class TestHowABatchGathersItsMessages(RunnerCase):
-    """An empty batch takes its first message when it comes; an open batch
-    waits a slice and takes what came meanwhile in one go (not a wake per
-    message); a backlog is taken without waiting, a full batch at once."""
+    """An empty batch takes its first message when it comes; a lightly loaded
+    open batch waits a slice and takes what came meanwhile in one go (not a
+    wake per message), a heavily loaded one each message as it comes; a
+    backlog is taken without waiting, a full batch at once."""
 
     def setUp(self):
         super().setUp()
@@ -331,6 +336,21 @@ class TestHowABatchGathersItsMessages(RunnerCase):
         self.flush()
         self.assertEqual(self.client.acked, list(range(1, 7)))
         self.assertEqual(self.device.current_power_w, 500.0)
+
+    def test_a_heavily_loaded_batch_takes_each_message_as_it_comes(self):
+        interval = self.service.settings.flush_interval_s
+        heavy = int(GATHER_BELOW_PER_S * interval) + 1  # faster over its interval
+        self.put(*[(T0 + i / 100, 0.0) for i in range(heavy)])
+        with self.no_wait():
+            self.service._collect(self.batch)
+        self.assertEqual(len(self.batch), heavy)
+        self.batch.started = time.monotonic() - interval + 0.02  # due in 20 ms
+        self.assertFalse(self.service._light(self.batch, time.monotonic()))
+        with self.no_wait():
+            self.service._collect(self.batch)  # waits for the queue, not a slice
+        self.assertEqual(len(self.batch), heavy)
+        # as many messages over a longer time: a light load
+        self.assertTrue(self.service._light(self.batch, self.batch.started + 1.0))
 
     def test_a_backlog_is_taken_without_waiting(self):
         self.put((T0, 0.0))
