@@ -52,8 +52,6 @@ RECONCILE_EVERY_S = 30.0  # safety net; NOTIFY and the revision make it ~instant
 TAKEOVER_CHECK_S = 2.0  # how often a standby tries the locks of unowned connections
 REV_POLL_S = 1.0
 HOUSEKEEPING_S = 0.25
-GATHER_S = 0.05  # a lightly loaded open batch takes its messages this often
-GATHER_BELOW_PER_S = 1500  # what counts as a light load (messages a second)
 
 
 class Received(NamedTuple):
@@ -221,53 +219,25 @@ class DatabaseRunner:
         return bool(batch.dirty or batch.sessions)
 
     def _collect(self, batch):
-        """Take queued messages until a flush is due or the queue is empty.
-
-        Under a light load (fewer than ``GATHER_BELOW_PER_S`` messages a
-        second so far in this batch) an open batch gathers its messages in
-        slices of ``GATHER_S`` and takes what came in one go: waking for each
-        message (1,000 a second in a workshop) cost a thread switch each,
-        about 6 % of the runner's CPU in the workshop benchmark.  Under a
-        heavier load each message is taken as it comes: a slice's burst
-        handled at the deadline delayed the flush (p50 +25 ms at 5,000/s).
-        An empty batch waits for its first message."""
-        if self._take(batch) or len(batch) >= self.settings.max_batch:
-            return
+        """Take queued messages until a flush is due or the queue is empty."""
         now = time.monotonic()
         wait = HOUSEKEEPING_S
         if batch.started is not None:
             wait = max(0.0, batch.started + self.settings.flush_interval_s - now)
         wait = min(wait, max(0.0, self._housekeeping_at - now))
-        if batch.started is not None and wait > 0.0 and self._light(batch, now):
-            self.stopping.wait(min(wait, GATHER_S))
-            self._take(batch)
-            return
         try:
             item = self.queue.get(timeout=wait)
         except queue.Empty:
             return
-        self._dispatch(item, batch)
-
-    @staticmethod
-    def _light(batch, now):
-        """Whether ``batch`` has filled slower than ``GATHER_BELOW_PER_S`` (its
-        age counted as at least one slice)."""
-        age = max(now - batch.started, GATHER_S)
-        return len(batch) < GATHER_BELOW_PER_S * age
-
-    def _take(self, batch):
-        """Handle what is queued now, until the batch is full; whether there
-        was anything."""
         limit = self.settings.max_batch
-        took = False
-        while len(batch) < limit:
+        while True:
+            self._dispatch(item, batch)
+            if len(batch) >= limit:
+                return
             try:
                 item = self.queue.get_nowait()
             except queue.Empty:
-                break
-            took = True
-            self._dispatch(item, batch)
-        return took
+                return
 
     def _dispatch(self, item, batch):
         conn_id = item.conn_id

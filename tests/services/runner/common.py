@@ -68,11 +68,6 @@ class RunnerCase(WorkshopCase):
             engine.upsert_device(cfg, self.batch)
 
     def frame(self, ts, watts, prefix=None):
-        msg = self.message(ts, watts, prefix)
-        self.service.engine.handle(self.connection.id, msg, self.batch)
-
-    def message(self, ts, watts, prefix=None):
-        """A Shelly frame of ``prefix`` (default: ``device``) as received."""
         prefix = prefix or self.device.topic_prefix
         self.mid += 1
         payload = json.dumps(
@@ -82,9 +77,10 @@ class RunnerCase(WorkshopCase):
                 "params": {"ts": ts, "pm1:0": {"apower": watts}},
             }
         ).encode()
-        return InboundMessage(
+        msg = InboundMessage(
             f"{prefix}/events/rpc", payload, 1, self.mid, False, False, ts, 1
         )
+        self.service.engine.handle(self.connection.id, msg, self.batch)
 
     def flush(self):
         self.batch = self.service.flusher.flush(self.batch)
