@@ -4,9 +4,11 @@
 
 The test server hosts the runner as the threaded server would (a thread in
 this process; ``Registry.cursor()`` gives it this test's transaction) and a
-meter publishes to the local Mosquitto.  Two things test mode does not do by
-itself are done here: websockets are allowed (as in Odoo's own bus tests),
-and since a test transaction never commits, the ``NOTIFY imbus`` that a
+meter publishes to the local Mosquitto.  The runner's test cursors share
+this test's connection and take the registry's test lock; this thread takes
+it too whenever it reads on its own cursor meanwhile.  Two things test mode
+does not do by itself are done here: websockets are allowed (as in Odoo's own
+bus tests), and since a test transaction never commits, the ``NOTIFY imbus`` that a
 commit would send is replaced by asking the dispatcher to look for the new
 bus rows -- what a commit would have triggered.
 """
@@ -136,6 +138,13 @@ class TestLiveBoardTour(HttpCase):
             pub.loop_stop()
             pub.disconnect()
 
+    def authenticate(self, user, password, browser=None):
+        """Under the test lock: it reads the user on this test's cursor,
+        which the runner's thread shares (its test cursors take the lock);
+        two threads on one connection read each other's results."""
+        with self.registry.test_lock:
+            return super().authenticate(user, password, browser)
+
     def _wake_websockets(self):
         for websocket in list(dispatch._channels_to_ws.get(self.channel, [])):
             websocket.trigger_notification_dispatching()
@@ -147,7 +156,10 @@ class TestLiveBoardTour(HttpCase):
             login="admin",
             timeout=180,
         )
-        session = self.env["mqtt.session"].search([("device_id", "=", self.device.id)])
-        self.assertEqual(len(session), 1)
-        self.assertEqual(session.origin, "power")
-        self.assertGreater(session.working_duration_s, 0)
+        with self.registry.test_lock:  # the runner still writes (see authenticate)
+            session = self.env["mqtt.session"].search(
+                [("device_id", "=", self.device.id)]
+            )
+            self.assertEqual(len(session), 1)
+            self.assertEqual(session.origin, "power")
+            self.assertGreater(session.working_duration_s, 0)
