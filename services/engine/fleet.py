@@ -177,7 +177,7 @@ class Fleet:
         if not old.same_meter(cfg):
             self.unroute(dev)
             parser = self.parser_for(cfg)
-            if old.parser_key()[:1] == cfg.parser_key()[:1]:
+            if old.parser_type == cfg.parser_type:
                 parser.clock_offset = dev.parser.clock_offset
             dev.parser = parser
             dev.cfg = cfg

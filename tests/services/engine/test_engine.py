@@ -300,6 +300,22 @@ def test_subscriptions_follow_the_machines(setup):
     )
 
 
+def test_a_meter_of_the_same_kind_keeps_its_learned_clock_offset(setup):
+    """Re-addressed, the machine gets a new parser; one of the same kind keeps
+    the clock offset the old one learned, another kind starts afresh."""
+    core, _clock, batch = setup
+    core.devices[1].parser.clock_offset = 12.5
+    core.upsert_device(cfg(1, prefix="shellypmminig3-998877665544"), batch)
+    parser = core.devices[1].parser
+    assert parser.clock_offset == 12.5
+    core.upsert_device(
+        cfg(1, prefix="shelly1-aabbcc", parser_type="shelly_gen1", component="relay:0"),
+        batch,
+    )
+    assert core.devices[1].parser is not parser
+    assert core.devices[1].parser.clock_offset is None
+
+
 def test_unmatched_topics_and_discovery(setup):
     core, clock, batch = setup
     core.set_discovery(1, True)
