@@ -44,8 +44,12 @@ class TestHeap(TestCase):
         self.assertTrue(self.heap.settle())
         frozen = gc.get_freeze_count()
         self.assertGreater(frozen, 1000)
+        born_since = [[] for _ in range(10_000)]  # a second freeze takes them
         self.assertFalse(self.heap.settle())  # every reconcile calls it
-        self.assertEqual(gc.get_freeze_count(), frozen)
+        # Another thread may free a frozen object (the count drops by it);
+        # only a second freeze makes it grow.
+        self.assertLessEqual(gc.get_freeze_count(), frozen)
+        del born_since
         self.registries.load("two")  # another database's
         self.assertTrue(self.heap.settle())
 
