@@ -2,6 +2,7 @@ from . import mqtt_connection
 from . import mqtt_device
 from . import mqtt_session
 from . import mqtt_session_lifecycle
+from . import mqtt_session_usage
 from . import mqtt_session_hook_failure
 from . import mqtt_message
 from . import mqtt_dashboard

@@ -66,6 +66,16 @@ STATES = [(state.value, _STATE_LABELS[state]) for state in State]
 DEVICE_NOTIFICATION = "open_workshop_mqtt/devices"
 MAX_NOTIFIED_IDS = 500
 
+# The session fields a machine's usage totals sum, and those totals (the
+# count first), kept by models/mqtt_session_usage.py.
+USAGE_FIELDS = ("working_duration_s", "standby_duration_s", "energy_wh")
+USAGE_TOTALS = (
+    "session_count",
+    "total_working_hours",
+    "total_standby_hours",
+    "total_energy_kwh",
+)
+
 
 class MqttDevice(models.Model):
     _name = "mqtt.device"
@@ -247,26 +257,28 @@ class MqttDevice(models.Model):
     )
 
     session_ids = fields.One2many("mqtt.session", "device_id", string="Sessions")
+    # Kept by the sessions' own writes (models/mqtt_session_usage.py), not
+    # summed again at each: a machine's history can be long.
     session_count = fields.Integer(
-        string="Number of Sessions", compute="_compute_usage", store=True
+        string="Number of Sessions", readonly=True, copy=False
     )
     total_working_hours = fields.Float(
         string="Working Hours",
-        compute="_compute_usage",
-        store=True,
+        readonly=True,
+        copy=False,
         help="Time under load in all of the machine's sessions.",
     )
     total_standby_hours = fields.Float(
         string="Standby Hours",
-        compute="_compute_usage",
-        store=True,
+        readonly=True,
+        copy=False,
         help="Time switched on but idle in all of the machine's sessions (the "
         "stop delay at a session's end included).",
     )
     total_energy_kwh = fields.Float(
         string="Energy in Sessions (kWh)",
-        compute="_compute_usage",
-        store=True,
+        readonly=True,
+        copy=False,
         help="What the machine used in all of its sessions (from the meter's "
         "counter where it reports one).",
     )
@@ -287,29 +299,26 @@ class MqttDevice(models.Model):
     def init(self):
         keep_updates_on_page(self.env.cr, self._table)
 
-    @api.depends(
-        "session_ids.working_duration_s",
-        "session_ids.standby_duration_s",
-        "session_ids.energy_wh",
-    )
-    def _compute_usage(self):
-        groups = self.env["mqtt.session"]._read_group(
-            [("device_id", "in", self.ids)],
-            ["device_id"],
-            [
-                "__count",
-                "working_duration_s:sum",
-                "standby_duration_s:sum",
-                "energy_wh:sum",
-            ],
+    def _recompute_usage(self):
+        """Sum the machines' totals again from all of their sessions (the
+        sessions' writes keep them by deltas; this is the exact figure)."""
+        if not self:
+            return
+        self.env["mqtt.session"].flush_model(list(USAGE_FIELDS) + ["device_id"])
+        self.flush_recordset(list(USAGE_TOTALS))
+        self.env.cr.execute(
+            "UPDATE mqtt_device AS d SET session_count = COALESCE(t.n, 0), "
+            "total_working_hours = COALESCE(t.working, 0) / 3600.0, "
+            "total_standby_hours = COALESCE(t.standby, 0) / 3600.0, "
+            "total_energy_kwh = COALESCE(t.energy, 0) / 1000.0 "
+            "FROM (SELECT m.id, count(s.id) AS n, "
+            "sum(s.working_duration_s) AS working, "
+            "sum(s.standby_duration_s) AS standby, sum(s.energy_wh) AS energy "
+            "FROM mqtt_device m LEFT JOIN mqtt_session s ON s.device_id = m.id "
+            "WHERE m.id IN %s GROUP BY m.id) AS t WHERE d.id = t.id",
+            (tuple(self.ids),),
         )
-        totals = {device: rest for device, *rest in groups}
-        for rec in self:
-            count, working, standby, energy = totals.get(rec, (0, 0.0, 0.0, 0.0))
-            rec.session_count = count
-            rec.total_working_hours = (working or 0.0) / 3600.0
-            rec.total_standby_hours = (standby or 0.0) / 3600.0
-            rec.total_energy_kwh = (energy or 0.0) / 1000.0
+        self.invalidate_recordset(list(USAGE_TOTALS), flush=False)
 
     @api.depends("current_state", "detector_snapshot", "stop_debounce_s")
     def _compute_stop_due(self):

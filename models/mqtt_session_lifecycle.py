@@ -181,6 +181,8 @@ class MqttSession(models.Model):
                 SessionChange(session.id, device_id, before, _summary_dict(session))
             )
         if done:
+            # Its totals followed each write; summed again, they are exact.
+            self.env["mqtt.device"].browse(device_id)._recompute_usage()
             closed._notify_closed(ORIGIN_RECOMPUTE, done)
         return done
 

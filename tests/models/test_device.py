@@ -296,3 +296,48 @@ class TestManualSessions(WorkshopCase):
         self.assertAlmostEqual(other.total_working_hours, 60.0 / 3600.0)
         action = self.device.action_view_sessions()
         self.assertEqual(action["domain"], [("device_id", "=", self.device.id)])
+
+    def totals(self, device):
+        device.invalidate_recordset()
+        return (
+            device.session_count,
+            round(device.total_working_hours * 3600.0, 6),
+            round(device.total_standby_hours * 3600.0, 6),
+            round(device.total_energy_kwh * 1000.0, 6),
+        )
+
+    def test_usage_totals_follow_a_session_moved_or_refused(self):
+        session = self.make_session(
+            self.device, 1_780_000_000.0, working_duration_s=600.0, energy_wh=50.0
+        )
+        other = self.device.copy({"topic_prefix": "other/moved"})
+        self.assertEqual(self.totals(other), (0, 0.0, 0.0, 0.0))  # not copied
+        session.write({"device_id": other.id, "standby_duration_s": 30.0})
+        self.assertEqual(self.totals(self.device), (0, 0.0, 0.0, 0.0))
+        self.assertEqual(self.totals(other), (1, 600.0, 30.0, 50.0))
+        with self.assertRaises(UserError), self.env.cr.savepoint():
+            session.with_user(self.manager).write({"working_duration_s": 1.0})
+        self.assertEqual(self.totals(other), (1, 600.0, 30.0, 50.0))
+        session.write({"origin": "manual"})  # no total changes
+        self.assertEqual(self.totals(other), (1, 600.0, 30.0, 50.0))
+
+    def test_usage_totals_add_what_a_write_changes_not_the_whole_history(self):
+        session = self.make_session(self.device, 1_780_000_000.0)
+        # A figure the sessions do not sum to: a write adds its own change to
+        # it (a progress never reads the machine's other sessions) ...
+        self.env.cr.execute(
+            "UPDATE mqtt_device SET session_count = 7, total_working_hours = 2.0 "
+            "WHERE id = %s",
+            (self.device.id,),
+        )
+        session.write({"working_duration_s": 360.0})
+        self.assertEqual(self.totals(self.device), (7, 7560.0, 0.0, 0.0))
+        # ... and the exact sum replaces it.
+        self.device._recompute_usage()
+        self.assertEqual(self.totals(self.device), (1, 360.0, 0.0, 0.0))
+        empty = self.device.copy({"topic_prefix": "other/empty"})
+        self.env.cr.execute(
+            "UPDATE mqtt_device SET session_count = 3 WHERE id = %s", (empty.id,)
+        )
+        empty._recompute_usage()
+        self.assertEqual(self.totals(empty), (0, 0.0, 0.0, 0.0))

@@ -70,6 +70,14 @@ class TestEveryPublicMethodKeepsItsRule(RightsWalk, WorkshopCase):
                 "topic_prefix": "shellypmminig3-0a0b0c0d0e0f",
             },
             "mqtt.session.recompute": {"device_ids": [(6, 0, cls.device.ids)]},
+            "mqtt.session": {
+                "device_id": cls.device.id,
+                "start_ts": 1_700_000_000.0,  # before every other of it
+                "start_time": "2023-11-14 22:13:20",
+                "end_ts": 1_700_000_600.0,
+                "end_time": "2023-11-14 22:23:20",
+                "state": "closed",
+            },
         }
 
     def test_methods_without_records_show_another_company_nothing(self):
