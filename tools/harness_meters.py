@@ -2,6 +2,7 @@
 
 import json
 import time
+from collections import Counter
 
 from harness_base import free_port, wait_for
 
@@ -208,12 +209,19 @@ def wait_recorded(rpc, device_id, sent, timeout=60):
     frame sent, then return the delivery figures."""
     expected = len(sent)
     domain = [("device_id", "=", device_id), ("status", "=", "reading")]
-    wait_for(
-        lambda: rpc("mqtt.message", "search_count", domain) >= expected,
-        timeout,
-        f"{expected} reading rows of device {device_id}",
-        interval=0.5,
-    )
+    try:
+        wait_for(
+            lambda: rpc("mqtt.message", "search_count", domain) >= expected,
+            timeout,
+            f"{expected} reading rows of device {device_id}",
+            interval=0.5,
+        )
+    except AssertionError as exc:
+        # What did arrive says why: frames lost, or logged as something else.
+        rows = raw_log(rpc, device_id, ("device_ts", "status", "detail"))
+        statuses = Counter(row["status"] for row in rows)
+        figures = delivery_figures(sent, rows)
+        raise AssertionError(f"{exc}; raw rows {dict(statuses)}; {figures}") from exc
     time.sleep(0.5)  # anything doubled would arrive right behind
     rows = raw_log(rpc, device_id, ("device_ts", "status", "detail", "payload"))
     return delivery_figures(sent, rows)
