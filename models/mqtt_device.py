@@ -75,6 +75,7 @@ USAGE_TOTALS = (
     "total_standby_hours",
     "total_energy_kwh",
 )
+USAGE_SCALES = (1.0, 1 / 3600.0, 1 / 3600.0, 1 / 1000.0)  # count, s -> h, Wh -> kWh
 
 
 class MqttDevice(models.Model):
@@ -308,15 +309,15 @@ class MqttDevice(models.Model):
         self.flush_recordset(list(USAGE_TOTALS))
         self.env.cr.execute(
             "UPDATE mqtt_device AS d SET session_count = COALESCE(t.n, 0), "
-            "total_working_hours = COALESCE(t.working, 0) / 3600.0, "
-            "total_standby_hours = COALESCE(t.standby, 0) / 3600.0, "
-            "total_energy_kwh = COALESCE(t.energy, 0) / 1000.0 "
+            "total_working_hours = COALESCE(t.working, 0) * %s, "
+            "total_standby_hours = COALESCE(t.standby, 0) * %s, "
+            "total_energy_kwh = COALESCE(t.energy, 0) * %s "
             "FROM (SELECT m.id, count(s.id) AS n, "
             "sum(s.working_duration_s) AS working, "
             "sum(s.standby_duration_s) AS standby, sum(s.energy_wh) AS energy "
             "FROM mqtt_device m LEFT JOIN mqtt_session s ON s.device_id = m.id "
             "WHERE m.id IN %s GROUP BY m.id) AS t WHERE d.id = t.id",
-            (tuple(self.ids),),
+            (*USAGE_SCALES[1:], tuple(self.ids)),
         )
         self.invalidate_recordset(list(USAGE_TOTALS), flush=False)
 

@@ -14,10 +14,9 @@ from collections import defaultdict
 
 from odoo import api, models
 
-from .mqtt_device import USAGE_FIELDS, USAGE_TOTALS
+from .mqtt_device import USAGE_FIELDS, USAGE_SCALES, USAGE_TOTALS
 from .rights import MANAGER, guarded
 
-_SCALES = (1.0, 1 / 3600.0, 1 / 3600.0, 1 / 1000.0)  # count, s -> h, Wh -> kWh
 _TOUCHING = frozenset((*USAGE_FIELDS, "device_id"))
 
 
@@ -71,7 +70,7 @@ def _add(env, usage, sign, then=None):
     rows = [
         (
             device_id,
-            *(value * scale for value, scale in zip(delta, _SCALES, strict=True)),
+            *(value * scale for value, scale in zip(delta, USAGE_SCALES, strict=True)),
         )
         for device_id, delta in sorted(deltas.items())  # a stable lock order
         if device_id and any(delta)
