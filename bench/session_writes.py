@@ -63,7 +63,7 @@ def parse_args():
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     if args.running + args.opens + args.closes > args.machines:
-        ap.error("--machines must exceed --running + --opens + --closes")
+        ap.error("--machines must be at least --running + --opens + --closes")
     if args.progress + args.closes > args.running:
         ap.error("--running must reach --progress + --closes")
     return args
