@@ -17,6 +17,8 @@ what it does commits together with the close, exactly once.  When it
 raises, the savepoint is rolled back, the failure is logged, counted and
 kept (``mqtt.session.hook.failure``, shown to managers), and the close
 stands: it never quarantines a machine, loses a reading or blocks a flush.
+A database connection lost while it runs is not the hook's failure: the
+transaction is gone with the close, and the caller writes both again.
 A cron tries failed calls again (``_retry_hook_failures``).  In the runner
 the hook holds the machines' writes while it runs: a reaction that takes
 longer than a few milliseconds defers its work (a cron it triggers with
@@ -27,6 +29,8 @@ it.
 import logging
 import time
 from dataclasses import dataclass
+
+import psycopg2
 
 from odoo import _, api, models
 from odoo.exceptions import UserError
@@ -52,6 +56,16 @@ SUMMARY_FIELDS = (
     "energy_wh",
     "end_reason",
 )
+
+
+def _connection_lost(cr, exc):
+    """Whether ``exc`` broke the transaction rather than the hook: the cursor
+    or its connection is closed (a server restart, a failover,
+    ``pg_terminate_backend``).  A lock timeout or a conflict raised in the
+    hook leaves the connection open: the savepoint undoes it."""
+    if isinstance(exc, psycopg2.InterfaceError):
+        return True
+    return isinstance(exc, psycopg2.OperationalError) and bool(cr._cnx.closed)
 
 
 @dataclass(frozen=True)
@@ -235,6 +249,10 @@ class MqttSession(models.Model):
             with self.env.cr.savepoint():
                 self._on_sessions_closed(origin, tuple(changes))
         except Exception as exc:  # pylint: disable=broad-except
+            if _connection_lost(self.env.cr, exc):
+                # No savepoint survives a lost connection: the close is gone
+                # with the transaction, and the caller writes it again.
+                raise
             return exc
         return None
 

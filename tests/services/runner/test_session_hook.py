@@ -6,11 +6,14 @@ archiving, a recompute with its changes), and a hook that raises changes
 nothing of the flush, the acknowledgements or the machine.  The runner path
 through a real server process: tests/e2e/test_session_hook.py."""
 
+import time
+from contextlib import suppress
 from unittest.mock import patch
 
 import psycopg2.errors
 import pytest
 
+from odoo import SUPERUSER_ID, api, sql_db
 from odoo.tests import tagged
 
 from ....models import mqtt_session_recompute
@@ -136,6 +139,50 @@ class TestTheHookOnEveryPath(RunnerCase):
                 self.device.write({"active": False})
         self.assertFalse(self.env["mqtt.session.hook.failure"].search([]))
         self.assertTrue(running.exists())
+
+    def test_a_connection_lost_in_the_hook_is_the_callers(self):
+        # pg_terminate_backend, a failover: the transaction is gone with the
+        # close, so the error must reach the caller (the runner writes the
+        # batch again), not be logged and kept as the hook's failure.
+        cr = sql_db.db_connect(self.env.cr.dbname).cursor()
+
+        def close():
+            with suppress(psycopg2.InterfaceError):  # its rollback: no connection
+                cr.close()
+
+        self.addCleanup(close)
+        cr.execute("SELECT pg_backend_pid()")
+        pid = cr.fetchone()[0]
+        self.env.cr.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        self.assertTrue(self.env.cr.fetchone()[0])
+        gone = "SELECT count(*) FROM pg_stat_activity WHERE pid = %s"
+        deadline = time.monotonic() + 10
+        while self.env.cr.execute(gone, (pid,)) or self.env.cr.fetchone()[0]:
+            self.assertLess(time.monotonic(), deadline, "the backend stays")
+            time.sleep(0.02)
+        lost = api.Environment(cr, SUPERUSER_ID, {})["mqtt.session"]
+        with self.assertRaises(psycopg2.Error) as caught:
+            lost.browse()._call_hook("runner", ())
+        self.assertIsInstance(
+            caught.exception, (psycopg2.OperationalError, psycopg2.InterfaceError)
+        )
+        # The same errors on a sound connection are the hook's own.
+        for error in (
+            psycopg2.errors.LockNotAvailable("could not obtain lock"),
+            psycopg2.errors.QueryCanceled("canceling statement"),
+        ):
+            with patch.object(
+                type(self.env["mqtt.session"]), "_on_sessions_closed", side_effect=error
+            ):
+                self.assertIs(self.env["mqtt.session"]._call_hook("runner", ()), error)
+        with patch.object(
+            type(self.env["mqtt.session"]),
+            "_on_sessions_closed",
+            side_effect=psycopg2.InterfaceError("cursor already closed"),
+        ):
+            with self.assertRaises(psycopg2.InterfaceError):
+                self.env["mqtt.session"]._call_hook("runner", ())
+        self.assertFalse(self.env["mqtt.session.hook.failure"].search([]))
 
     def test_a_recompute_tells_what_it_changed(self):
         # Two sessions split by a 20 s dip; a 30 s stop delay joins them.
