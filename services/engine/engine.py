@@ -79,6 +79,7 @@ class Engine:
         self.fleet = Fleet(limits, clock, history, wall)
         self.limits = self.fleet.limits
         self.clock = clock
+        self.wall = wall
         self.devices = self.fleet.devices  # the fleet's, by id
         self.active = self.fleet.active  # machines that can change by themselves
         # request id -> (device id, monotonic) of the polls sent
@@ -165,7 +166,11 @@ class Engine:
         stats = batch.stats[conn_id]
         stats["received"] += 1
         if batch.started is None:
-            batch.started = self.clock()
+            # From the message's arrival, not from when the runner got to it:
+            # one that queued while the last batch was written waits no
+            # longer for that (its age counts, on the monotonic clock).
+            age = self.wall() - msg.received_at
+            batch.started = self.clock() - (age if age > 0.0 else 0.0)
         dev_id = None
         try:
             dev_id = self._process(conn_id, msg, batch, stats)

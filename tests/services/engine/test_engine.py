@@ -443,6 +443,29 @@ def test_database_wins_about_manual_sessions(setup):
     assert "close" not in [op for op, _ in ops(batch)]
 
 
+def test_a_batch_waits_from_its_first_message_s_arrival():
+    # The flush interval runs from when the first message arrived, not from
+    # when the runner took it: one that queued while the last batch was
+    # written does not wait that long again.
+    clock = Clock()
+    core = Engine(clock=clock, wall=lambda: T0 + 50.0)
+    core.add_connection(1, "owm-test", discovery=False)
+    core.connection_up(1, session_present=False)
+    batch = Batch()
+    core.upsert_device(cfg(), batch)
+    assert batch.started is None
+    queued = frame(T0 + 49.85, 5.0)._replace(received_at=T0 + 49.85)
+    core.handle(1, queued, batch)
+    assert batch.started == pytest.approx(clock.now - 0.15)
+    clock.now += 0.1
+    core.handle(1, frame(T0 + 49.9, 5.0)._replace(received_at=T0 + 50.0), batch)
+    assert batch.started == pytest.approx(999.85)  # its first message's
+    # A wall clock set back since the message arrived: it counts from now.
+    later = Batch()
+    core.handle(1, frame(T0 + 49.95, 5.0)._replace(received_at=T0 + 60.0), later)
+    assert later.started == clock.now
+
+
 def test_progress_of_running_sessions(setup):
     core, clock, batch = setup
     core.handle(1, frame(T0, 500.0), batch)
