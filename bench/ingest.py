@@ -64,7 +64,11 @@ def parse_args(argv=None):
     p.add_argument("--workshop-seconds", type=float, help="default 600 (quick 60)")
     p.add_argument("--drain-seconds", type=float, help="bounded wait after a step")
     p.add_argument("--publishers", type=int, help="publisher processes (auto)")
-    p.add_argument("--flush-ms", type=int, default=200, help="runner flush interval")
+    p.add_argument(
+        "--flush-ms",
+        type=int,
+        help="runner flush interval (default: the runner's own, FLUSH_INTERVAL_S)",
+    )
     p.add_argument(
         "--runner-env",
         action="append",

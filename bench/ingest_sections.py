@@ -128,7 +128,8 @@ class Bench(Stepper):
             workers=workers,
             node=f"bench-{label}",
             env={
-                "ODOO_OWM_FLUSH_INTERVAL_MS": str(self.args.flush_ms),
+                # Empty: the runner's default (the harness's own is 100 ms).
+                "ODOO_OWM_FLUSH_INTERVAL_MS": str(self.args.flush_ms or ""),
                 **dict(kv.split("=", 1) for kv in self.args.runner_env),
                 **(extra_env or {}),
             },

@@ -19,7 +19,7 @@ of the Odoo configuration file):
 
 * ``ODOO_OWM_DATABASES`` / ``databases``: comma-separated list; default: the
   ``db_name`` option, else every database with the addon installed.
-* ``ODOO_OWM_FLUSH_INTERVAL_MS`` / ``flush_interval_ms`` (default 200).
+* ``ODOO_OWM_FLUSH_INTERVAL_MS`` / ``flush_interval_ms`` (default 250).
 * ``ODOO_OWM_MAX_BATCH`` / ``max_batch`` (default 2000).
 * ``ODOO_OWM_NODE`` / ``node``: the name shown as owner (default host:pid).
 * ``ODOO_OWM_ENABLED`` / ``enabled``: ``0`` keeps this server from running it.
@@ -35,7 +35,12 @@ from odoo import sql_db
 from odoo.service import db as db_service
 from odoo.tools import config
 
-from .database_runner import DatabaseRunner, RunnerSettings
+from .database_runner import (
+    FLUSH_INTERVAL_S,
+    MAX_BATCH,
+    DatabaseRunner,
+    RunnerSettings,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -74,10 +79,14 @@ class MqttRunner:
         databases = [d.strip() for d in str(dbs).split(",") if d.strip()] or None
         settings = RunnerSettings(
             flush_interval_s=float(
-                _option("flush_interval_ms", "ODOO_OWM_FLUSH_INTERVAL_MS", 200)
+                _option(
+                    "flush_interval_ms",
+                    "ODOO_OWM_FLUSH_INTERVAL_MS",
+                    FLUSH_INTERVAL_S * 1000.0,
+                )
             )
             / 1000.0,
-            max_batch=int(_option("max_batch", "ODOO_OWM_MAX_BATCH", 2000)),
+            max_batch=int(_option("max_batch", "ODOO_OWM_MAX_BATCH", MAX_BATCH)),
             node=_option("node", "ODOO_OWM_NODE"),
             history=_flag("history", "ODOO_OWM_HISTORY", "1"),
         )
