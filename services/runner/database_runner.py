@@ -70,9 +70,10 @@ class StateChange:
     error: object
 
 
-# A batch is written once its first message arrived this long ago (or it
-# holds MAX_BATCH messages).  250 ms: what a flush costs per second at a
-# workshop's rate (about 4 a second) with a p99 latency of about 350 ms there.
+# A batch is written once its first message arrived this long ago (or once
+# it holds MAX_BATCH messages).  250 ms: about four flushes a second at a
+# workshop's rate, as many as 200 ms counted from the runner's pick-up gave,
+# with a p99 latency of about 350 ms there (bench/ingest.py).
 FLUSH_INTERVAL_S = 0.25
 MAX_BATCH = 2000
 
