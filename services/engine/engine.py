@@ -79,7 +79,6 @@ class Engine:
         self.fleet = Fleet(limits, clock, history, wall)
         self.limits = self.fleet.limits
         self.clock = clock
-        self.wall = wall
         self.devices = self.fleet.devices  # the fleet's, by id
         self.active = self.fleet.active  # machines that can change by themselves
         # request id -> (device id, monotonic) of the polls sent
@@ -169,7 +168,7 @@ class Engine:
             # From the message's arrival, not from when the runner got to it:
             # one that queued while the last batch was written waits no
             # longer for that (its age counts, on the monotonic clock).
-            age = self.wall() - msg.received_at
+            age = self.fleet.wall() - msg.received_at
             batch.started = self.clock() - (age if age > 0.0 else 0.0)
         dev_id = None
         try:
