@@ -2,19 +2,39 @@
 
 import json
 import time
-from collections import Counter
+from collections import Counter, deque
 
 from harness_base import free_port, wait_for
+
+
+class Sent:
+    """One frame handed to ``ShellyPublisher.raw``: its MQTT packet id once
+    the client took it (``None`` while the publisher still holds it)."""
+
+    __slots__ = ("mid",)
+
+    def __init__(self):
+        self.mid = None
 
 
 class ShellyPublisher:
     """Publishes Shelly PM Mini Gen3 frames as a fleet of meters would (QoS 1).
 
     A persistent MQTT session of its own, so frames sent while the broker is
-    down are delivered after it comes back (as a real client library does).
+    down are delivered after it comes back (as a real client library does),
+    and in the order they were sent.  paho alone does not keep that order
+    across a reconnect: its CONNACK handler resends what it kept with its
+    in-flight count reset to zero, so a frame published between the CONNECT
+    and that resend goes out first, and every frame of the outage reaches
+    the runner older than one it already merged (``stale``).  So a frame is
+    handed to paho only while it is connected and has resent what it kept;
+    until then the publisher holds it, and a pump thread hands the held ones
+    over, oldest first, as soon as that is so.
     """
 
     def __init__(self, port, client_id=None, qos=1):
+        import threading
+
         import paho.mqtt.client as mqtt
 
         self.qos = qos
@@ -27,10 +47,50 @@ class ShellyPublisher:
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(1000)
         self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.on_connect = self._unsettle
+        self.client.on_disconnect = self._unsettle
+        self._lock = threading.Lock()
+        self._held = deque()  # (topic, payload, qos, Sent), oldest first
+        self._settled = False
+        self._closed = threading.Event()
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
         wait_for(self.client.is_connected, 10, "publisher connected")
         self.sent = 0
+        self._pump = threading.Thread(target=self._pump_held, daemon=True)
+        self._pump.start()
+
+    def _unsettle(self, *_args):
+        # Called before paho resends (on_connect) or when it lost the
+        # broker: nothing more goes to paho until it has resent.
+        self._settled = False
+
+    def _resent(self):
+        """Connected, and no kept frame waits for paho's resend."""
+        import paho.mqtt.client as mqtt
+
+        client = self.client
+        if not client.is_connected():
+            return False
+        # paho's own bookkeeping: there is no public way to ask it.
+        with client._out_message_mutex:  # pylint: disable=protected-access
+            kept = client._out_messages.values()  # pylint: disable=protected-access
+            return all(m.state != mqtt.mqtt_ms_publish for m in kept)
+
+    def _release(self):
+        """Hand the held frames to paho, oldest first, once it may take them
+        (called with the lock held)."""
+        if not self._settled:
+            self._settled = self._resent()
+        while self._held and self._settled:
+            topic, payload, qos, sent = self._held.popleft()
+            sent.mid = self.client.publish(topic, payload, qos=qos).mid
+
+    def _pump_held(self):
+        while not self._closed.wait(0.02):
+            if self._held:
+                with self._lock:
+                    self._release()
 
     def notify_status(self, prefix, ts, power, energy=None, device_id=None, extra=None):
         comp = {"apower": power}
@@ -50,20 +110,26 @@ class ShellyPublisher:
         return self.raw(f"{prefix}/online", "true" if value else "false")
 
     def raw(self, topic, payload, qos=None):
-        info = self.client.publish(topic, payload, qos=self.qos if qos is None else qos)
-        self.sent += 1
-        return info
+        """Send one frame (or hold it, see the class); returns its ``Sent``."""
+        sent = Sent()
+        with self._lock:
+            self._held.append((topic, payload, self.qos if qos is None else qos, sent))
+            self.sent += 1
+            self._release()
+        return sent
 
     def flush(self, timeout=30):
         """Wait until the broker acknowledged every QoS 1 frame sent so far."""
         wait_for(
-            lambda: not self.client._out_messages,  # pylint: disable=protected-access
+            lambda: not self._held and not self.client._out_messages,  # pylint: disable=protected-access
             timeout,
             "publisher queue to drain",
             interval=0.05,
         )
 
     def close(self):
+        self._closed.set()
+        self._pump.join(5)
         self.client.loop_stop()
         self.client.disconnect()
 
@@ -280,7 +346,7 @@ class PatternMeter:
         self.t0 = t0 if t0 is not None else round(time.time()) - 600.0
         self.period_s = period_s
         self.sent = []
-        self.mids = []  # the publisher's packet id of each frame
+        self.frames = []  # a ``Sent`` per frame: its packet id
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def ts(self, k):
@@ -290,9 +356,13 @@ class PatternMeter:
         started = time.monotonic()
         for k, watts in enumerate(self.powers):
             time.sleep(max(0.0, started + k * self.period_s - time.monotonic()))
-            info = self.pub.notify_status(self.prefix, self.ts(k), watts)
-            self.mids.append(info.mid)
+            self.frames.append(self.pub.notify_status(self.prefix, self.ts(k), watts))
             self.sent.append(self.ts(k))
+
+    @property
+    def mids(self):
+        """The publisher's packet id of each frame (after its ``flush``)."""
+        return [frame.mid for frame in self.frames]
 
     def start(self):
         self._thread.start()
