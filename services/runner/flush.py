@@ -33,6 +33,7 @@ from ..mqtt.backoff import Backoff
 from ..mqtt.texts import db_write_failing
 from .config import load_devices
 from .detector import SessionsChanged
+from .locks import CONNECTION_LOST
 from .writer import LostOwnership, write_batch
 
 _logger = logging.getLogger(__name__)
@@ -43,7 +44,6 @@ RETRYABLE = (
     psycopg2.errors.DeadlockDetected,
     psycopg2.errors.LockNotAvailable,
 )
-CONNECTION_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
 # Database conditions with a policy of their own: never quarantined.  A
 # refusal (IntegrityError) is not among them: when resyncing did not cure
 # it, it is one machine's, and that machine is quarantined like any other.

@@ -23,7 +23,9 @@ from ...models.runner_signal import CHANNEL, REV_SEQUENCE
 _logger = logging.getLogger(__name__)
 
 LOCK_KEY = 0x4F574D51  # "OWMQ": first key of pg_try_advisory_lock(int, int)
-_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
+# What a broken connection raises (a server gone, a backend terminated, a
+# cursor closed under us); the flush's retry policy reads it too.
+CONNECTION_LOST = (psycopg2.OperationalError, psycopg2.InterfaceError)
 
 
 class LockConnectionLost(Exception):
@@ -74,7 +76,7 @@ class RunnerLocks:
             with self._live.cursor() as cur:
                 cur.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_KEY, conn_id))
                 return cur.fetchone()[0]
-        except _LOST as exc:
+        except CONNECTION_LOST as exc:
             raise LockConnectionLost(str(exc)) from exc
 
     def unlock(self, conn_id):
@@ -95,7 +97,7 @@ class RunnerLocks:
                 cnx.poll()
                 found = any(n.payload == self.dbname for n in cnx.notifies)
                 cnx.notifies.clear()
-        except _LOST as exc:
+        except CONNECTION_LOST as exc:
             raise LockConnectionLost(str(exc)) from exc
         return found
 
@@ -109,7 +111,7 @@ class RunnerLocks:
                     )
                 )
                 rev = cur.fetchone()[0]
-        except _LOST as exc:
+        except CONNECTION_LOST as exc:
             raise LockConnectionLost(str(exc)) from exc
         changed = rev != self._last_rev
         self._last_rev = rev
