@@ -47,11 +47,14 @@ class ShellyPublisher:
         self.client.max_queued_messages_set(0)
         self.client.max_inflight_messages_set(1000)
         self.client.reconnect_delay_set(0.2, 1.0)
+        # Connects and disconnects seen (written by paho's thread only), and
+        # the count at which paho was last found to have resent what it kept.
+        self._events = 0
+        self._settled_at = -1
         self.client.on_connect = self._unsettle
         self.client.on_disconnect = self._unsettle
         self._lock = threading.Lock()
         self._held = deque()  # (topic, payload, qos, Sent), oldest first
-        self._settled = False
         self._closed = threading.Event()
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()
@@ -62,8 +65,10 @@ class ShellyPublisher:
 
     def _unsettle(self, *_args):
         # Called before paho resends (on_connect) or when it lost the
-        # broker: nothing more goes to paho until it has resent.
-        self._settled = False
+        # broker: nothing more goes to paho until it has resent.  A count,
+        # not a flag the other threads also write: an event while they ask
+        # paho cannot be overwritten by their answer.
+        self._events += 1
 
     def _resent(self):
         """Connected, and no kept frame waits for paho's resend."""
@@ -80,9 +85,11 @@ class ShellyPublisher:
     def _release(self):
         """Hand the held frames to paho, oldest first, once it may take them
         (called with the lock held)."""
-        if not self._settled:
-            self._settled = self._resent()
-        while self._held and self._settled:
+        if self._settled_at != self._events:
+            events = self._events
+            if self._resent():
+                self._settled_at = events
+        while self._held and self._settled_at == self._events:
             topic, payload, qos, sent = self._held.popleft()
             sent.mid = self.client.publish(topic, payload, qos=qos).mid
 
